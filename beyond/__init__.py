@@ -1,0 +1,1 @@
+"""The ``beyond`` command line: one entry point over scaling/, train/ and eval/."""

@@ -1,0 +1,3 @@
+from beyond.cli import main
+
+raise SystemExit(main())

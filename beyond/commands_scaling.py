@@ -1,0 +1,363 @@
+"""Subcommands over scaling/: optimize compute|cost, fit, law, tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from beyond.cli import quantity
+from beyond.output import dumps, human, write_atomic
+from scaling.errors import InputError
+
+COEFF_HELP = ("coefficient set: a name (chinchilla, sardana-le100, sardana-le250, sardana-le500, "
+              "sardana-all) or a JSON file written by `beyond fit --output` (default: chinchilla)")
+
+
+def register(sub) -> None:
+    _register_optimize(sub)
+    _register_fit(sub)
+    _register_law(sub)
+    _register_tables(sub)
+
+
+# --- optimize ----------------------------------------------------------------------------------
+
+def _quality_args(p: argparse.ArgumentParser) -> None:
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--loss", type=float, help="target pre-training loss (nats/token)")
+    q.add_argument("--like-params", type=quantity, metavar="N",
+                   help="target the loss of a Chinchilla-style model of N params (e.g. 7B)")
+    p.add_argument("--coefficients", metavar="SET_OR_FILE", help=COEFF_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _register_optimize(sub) -> None:
+    opt = sub.add_parser("optimize", help="inference-aware optimal model size and training tokens",
+                         description="Inference-aware optimal (params, training tokens) for a target "
+                         "loss and lifetime inference demand, against the Chinchilla-style model.")
+    osub = opt.add_subparsers(dest="objective", metavar="OBJECTIVE", parser_class=type(opt))
+    osub.required = True
+    comp = osub.add_parser("compute", help="minimise training + inference FLOPs (paper Sec. 2)",
+                           description="Minimise 6*N*D_tr + 2*N*D_inf subject to L(N, D_tr) = loss.")
+    _quality_args(comp)
+    comp.add_argument("--inference-tokens", type=quantity, required=True, metavar="T",
+                      help="lifetime inference tokens, input + output (e.g. 2e12 or 2T)")
+    comp.set_defaults(handler=_cmd_optimize_compute)
+
+    cost = osub.add_parser("cost", help="minimise training + inference dollars (paper Sec. 6, Eq. 6)",
+                           description="Minimise training + prefill + generation dollars subject to "
+                           "L(N, D_tr) = loss. Defaults are the paper's Table 3 settings.")
+    _quality_args(cost)
+    cost.add_argument("--requests", type=quantity, required=True, metavar="R", help="lifetime inference requests")
+    cost.add_argument("--input-tokens", type=float, default=70.0, metavar="I",
+                      help="input (prompt) tokens per request (default 70, LMSYS-Chat mean)")
+    cost.add_argument("--output-tokens", type=float, default=215.0, metavar="O",
+                      help="output (generated) tokens per request (default 215)")
+    from scaling.optimal import PEAK_FLOPS
+
+    gpus = sorted(PEAK_FLOPS)
+    hw = cost.add_argument_group("hardware (defaults: paper App. B.3)")
+    hw.add_argument("--train-gpu", choices=gpus, default="a100-80")
+    hw.add_argument("--train-dtype", default="bf16", help="bf16 | fp16 | fp8 (default bf16)")
+    hw.add_argument("--train-price", type=float, metavar="USD_PER_HOUR", help="default: the GPU's list price")
+    hw.add_argument("--train-mfu", type=float, default=0.5, help="training MFU in (0, 1] (default 0.5)")
+    hw.add_argument("--inference-gpu", choices=gpus, default="a100-40")
+    hw.add_argument("--inference-dtype", default="int8", help="int8 | fp8 | bf16 | fp16 (default int8)")
+    hw.add_argument("--inference-price", type=float, metavar="USD_PER_HOUR")
+    hw.add_argument("--prefill-mfu", type=float, default=0.5, help="input-token MFU (default 0.5)")
+    hw.add_argument("--generation-mfu", type=float, default=0.01, help="output-token MFU (default 0.01)")
+    cost.set_defaults(handler=_cmd_optimize_cost)
+
+
+def _target_loss(args, coeffs) -> float:
+    from scaling.law import chinchilla_for_params, loss
+
+    if args.loss is not None:
+        return float(args.loss)
+    if args.like_params <= 0:
+        raise InputError(f"--like-params must be > 0, got {args.like_params:g}")
+    n = args.like_params
+    return float(loss(coeffs, n, chinchilla_for_params(coeffs, n)))
+
+
+def _model(params, tokens, **extra) -> dict:
+    out = {"params": float(params), "tokens": float(tokens), "tokens_per_param": float(tokens / params)}
+    out.update({k: float(v) for k, v in extra.items()})
+    return out
+
+
+def _cmd_optimize_compute(args) -> int:
+    from scaling.coefficients import load_coefficients
+    from scaling.law import training_flops
+    from scaling.optimal import chinchilla_style, compute_optimal, total_flops
+
+    coeffs = load_coefficients(args.coefficients)
+    target = _target_loss(args, coeffs)
+    demand = args.inference_tokens
+    opt = compute_optimal(coeffs, target, demand)
+    ref = chinchilla_style(coeffs, target)
+    f_opt = float(total_flops(opt.params, opt.tokens, demand))
+    f_ref = float(total_flops(ref.params, ref.tokens, demand))
+    result = {
+        "objective": "compute",
+        "coefficients": coeffs.as_dict(),
+        "loss": target,
+        "inference_tokens": demand,
+        "optimal": _model(opt.params, opt.tokens, flops=f_opt, training_flops=training_flops(opt.params, opt.tokens)),
+        "chinchilla": _model(ref.params, ref.tokens, flops=f_ref, training_flops=training_flops(ref.params, ref.tokens)),
+        "flops_ratio": f_opt / f_ref,
+        "params_ratio": float(opt.params / ref.params),
+        "tokens_ratio": float(opt.tokens / ref.tokens),
+    }
+    _print_choice(args, result, "flops", "FLOPs")
+    return 0
+
+
+def _cmd_optimize_cost(args) -> int:
+    from scaling.coefficients import load_coefficients
+    from scaling.optimal import (
+        CostSettings,
+        InferenceDemand,
+        chinchilla_style,
+        cost_optimal,
+        total_cost,
+        total_flops,
+    )
+
+    coeffs = load_coefficients(args.coefficients)
+    target = _target_loss(args, coeffs)
+    settings = CostSettings(
+        train_gpu=args.train_gpu, train_dtype=args.train_dtype, train_price_per_hour=args.train_price,
+        train_mfu=args.train_mfu, inference_gpu=args.inference_gpu, inference_dtype=args.inference_dtype,
+        inference_price_per_hour=args.inference_price, prefill_mfu=args.prefill_mfu,
+        generation_mfu=args.generation_mfu,
+    )
+    demand = InferenceDemand(args.requests, args.input_tokens, args.output_tokens)
+    opt = cost_optimal(coeffs, target, settings, demand)
+    ref = chinchilla_style(coeffs, target)
+    tokens_inf = float(demand.total_tokens)
+    c_opt = float(total_cost(settings, demand, opt.params, opt.tokens))
+    c_ref = float(total_cost(settings, demand, ref.params, ref.tokens))
+    result = {
+        "objective": "cost",
+        "coefficients": coeffs.as_dict(),
+        "loss": target,
+        "requests": args.requests,
+        "input_tokens_per_request": args.input_tokens,
+        "output_tokens_per_request": args.output_tokens,
+        "settings": settings.as_dict(),
+        "optimal": _model(opt.params, opt.tokens, cost=c_opt, flops=total_flops(opt.params, opt.tokens, tokens_inf)),
+        "chinchilla": _model(ref.params, ref.tokens, cost=c_ref, flops=total_flops(ref.params, ref.tokens, tokens_inf)),
+        "cost_ratio": c_opt / c_ref,
+        "params_ratio": float(opt.params / ref.params),
+        "tokens_ratio": float(opt.tokens / ref.tokens),
+    }
+    _print_choice(args, result, "cost", "$")
+    return 0
+
+
+def _print_choice(args, result: dict, key: str, unit: str) -> None:
+    if args.json:
+        print(dumps(result))
+        return
+    o, c = result["optimal"], result["chinchilla"]
+    ratio = result[f"{key}_ratio"]
+    print(f"target loss {result['loss']:.6g} ({result['coefficients']['name']} coefficients)")
+    print(f"{'':24}{'params':>10}{'tokens':>10}{'tok/param':>11}{'total ' + key:>16}")
+    for label, m in (("inference-aware optimal", o), ("Chinchilla-style", c)):
+        print(f"{label:24}{human(m['params']):>10}{human(m['tokens']):>10}{m['tokens_per_param']:>11.1f}"
+              f"{human(m[key], unit):>16}")
+    print(f"optimal / Chinchilla-style: {key} x{ratio:.4f} ({(1 - ratio) * 100:.1f}% saved), "
+          f"params x{result['params_ratio']:.3f}, tokens x{result['tokens_ratio']:.3f}")
+
+
+# --- fit ---------------------------------------------------------------------------------------
+
+def _register_fit(sub) -> None:
+    p = sub.add_parser("fit", help="fit the loss law (paper Eq. 4) on a runs table",
+                       description="Huber (delta 1e-3, summed) on log-loss, L-BFGS from the standard "
+                       "4,500-point grid. Defaults read the paper's trainingresults.csv columns.")
+    p.add_argument("runs", metavar="FILE.csv", help="runs table (CSV), or run-record JSON file/folder")
+    p.add_argument("--params-col", default="Parameters", help="column of parameter counts N")
+    tok = p.add_mutually_exclusive_group()
+    tok.add_argument("--tokens-col", default="Tokens", help="column of training tokens D")
+    tok.add_argument("--flops-col", help="column of training FLOPs C instead (D = C / (6 N))")
+    p.add_argument("--loss-col", default="Smoothed Loss", help="column of final (smoothed) loss")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs")
+    p.add_argument("--max-tokens-per-param", type=float, metavar="R", help="keep runs with D/N <= R")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="also refit on N resamples of the runs (with replacement) for intervals")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default 1e-3)")
+    p.add_argument("--output", "-o", metavar="FIT.json", help="write the fit as JSON (atomically)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_fit)
+
+
+def _cmd_fit(args) -> int:
+    from scaling.fit import fit_law
+    from scaling.runs import read_runs
+
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if not (args.delta > 0):
+        raise InputError(f"--delta must be > 0, got {args.delta}")
+    table = read_runs(args.runs, params_col=args.params_col, tokens_col=args.tokens_col,
+                      flops_col=args.flops_col, loss_col=args.loss_col)
+    table = table.drop_highest_loss(args.drop_highest_loss).filter_tokens_per_param(args.max_tokens_per_param)
+    table.require()
+    name = os.path.splitext(os.path.basename(args.runs.rstrip("/")))[0] or "fit"
+    fit = fit_law(table.params, table.tokens, table.loss, delta=args.delta, name=f"fit:{name}")
+    if args.bootstrap:
+        fit.bootstrap = _run_bootstrap(table, args)
+    result = fit.as_dict()
+    result.update(name=fit.coefficients.name, source=str(args.runs),
+                  max_tokens_per_param=args.max_tokens_per_param, drop_highest_loss=args.drop_highest_loss)
+    if args.output:
+        write_atomic(args.output, dumps(result) + "\n")
+    if args.json:
+        print(dumps(result))
+    else:
+        c = fit.coefficients
+        print(f"{fit.n_runs} runs from {args.runs}")
+        print(f"A={c.A:.6g} B={c.B:.6g} E={c.E:.6g} alpha={c.alpha:.6g} beta={c.beta:.6g}")
+        print(f"objective {fit.objective:.10g}; {fit.n_starts_at_best} of {fit.n_starts} starts reached it "
+              f"(relative {result['at_best_rtol']:g}); {fit.n_starts_converged} converged")
+        if fit.bootstrap:
+            for k, (lo, hi) in result["bootstrap_intervals"].items():
+                print(f"  {k:>5} 95% interval [{lo:.6g}, {hi:.6g}] over {len(fit.bootstrap)} resamples")
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0
+
+
+def _run_bootstrap(table, args):
+    from scaling.fit import bootstrap_fits
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # progress is optional
+        tqdm = None
+    bar = tqdm(total=args.bootstrap, desc="bootstrap", unit="fit", file=sys.stderr,
+               disable=not sys.stderr.isatty()) if tqdm else None
+    try:
+        return bootstrap_fits(table.params, table.tokens, table.loss, args.bootstrap, seed=args.seed,
+                              delta=args.delta, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+
+
+# --- law ---------------------------------------------------------------------------------------
+
+def _register_law(sub) -> None:
+    p = sub.add_parser("law", help="loss / params / tokens / FLOPs calculator",
+                       description="Give two of --params, --tokens, --flops, --loss; or one of them with "
+                       "--chinchilla for the training-compute-optimal model. Prints all four.")
+    p.add_argument("--params", type=quantity, metavar="N")
+    p.add_argument("--tokens", type=quantity, metavar="D")
+    p.add_argument("--flops", type=quantity, metavar="C", help="training FLOPs (6 N D)")
+    p.add_argument("--loss", type=float, metavar="L")
+    p.add_argument("--chinchilla", action="store_true", help="the model is Chinchilla-style (compute-optimal)")
+    p.add_argument("--coefficients", metavar="SET_OR_FILE", help=COEFF_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_law)
+
+
+def _cmd_law(args) -> int:
+    from scaling import law
+    from scaling.coefficients import load_coefficients
+
+    c = load_coefficients(args.coefficients)
+    given = {k: getattr(args, k) for k in ("params", "tokens", "flops", "loss") if getattr(args, k) is not None}
+    for k, v in given.items():
+        if not v > 0:
+            raise InputError(f"--{k} must be > 0, got {v:g}")
+    n, d = given.get("params"), given.get("tokens")
+    if args.chinchilla:
+        if len(given) != 1:
+            raise InputError("with --chinchilla give exactly one of --params, --tokens, --flops, --loss")
+        if n is not None:
+            d = law.chinchilla_for_params(c, n)
+        elif d is not None:
+            n = law.chinchilla_for_tokens(c, d)
+        elif "flops" in given:
+            n, d = law.chinchilla_for_compute(c, given["flops"])
+        else:
+            n, d = law.chinchilla_for_loss(c, given["loss"])
+    else:
+        if len(given) != 2:
+            raise InputError("give exactly two of --params, --tokens, --flops, --loss (or one with --chinchilla)")
+        if n is None and d is None:
+            raise InputError("with --flops and --loss the model is not determined; add --chinchilla or --params")
+        if n is not None and d is None:
+            d = given["flops"] / (6 * n) if "flops" in given else law.tokens_for_loss(c, n, given["loss"])
+        elif d is not None and n is None:
+            n = given["flops"] / (6 * d) if "flops" in given else law.params_for_loss(c, d, given["loss"])
+    n, d = float(n), float(d)
+    if not (n < float("inf") and d < float("inf")):
+        raise InputError("that loss is out of reach for the given size: the law never gets there")
+    result = {"coefficients": c.as_dict(), "params": n, "tokens": d, "tokens_per_param": d / n,
+              "flops": float(law.training_flops(n, d)), "loss": float(law.loss(c, n, d))}
+    if args.json:
+        print(dumps(result))
+    else:
+        print(f"params {human(n)}  tokens {human(d)}  tokens/param {d / n:.1f}  "
+              f"training FLOPs {result['flops']:.3e}  loss {result['loss']:.5f}  ({c.name})")
+    return 0
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+def _register_tables(sub) -> None:
+    p = sub.add_parser("tables", help="the paper's Tables 1-3 beside ours, cell by cell",
+                       description="Recompute the paper's Tables 1, 2 and 3 and print each cell beside "
+                       "the printed value. Table 1 needs the paper's runs table.")
+    p.add_argument("--table", type=int, choices=(1, 2, 3), action="append",
+                   help="only these tables (repeatable; default all)")
+    p.add_argument("--runs", metavar="FILE.csv",
+                   help="the paper's trainingresults.csv for Table 1 "
+                   "(default: $REFERENCE_DATA_DIR/sardana2024_trainingresults.csv)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_tables)
+
+
+def _cmd_tables(args) -> int:
+    from scaling import tables
+
+    which = sorted(set(args.table or (1, 2, 3)))
+    out: dict = {}
+    if 1 in which:
+        runs = args.runs or _reference_runs()
+        if runs is None:
+            if args.table:
+                raise InputError("Table 1 needs --runs FILE.csv or REFERENCE_DATA_DIR")
+            sys.stderr.write("beyond: skipping Table 1: give --runs or set REFERENCE_DATA_DIR\n")
+        else:
+            out["table1"] = tables.table1(runs)
+    if 2 in which:
+        out["table2"] = [c.as_dict() for c in tables.table2()]
+    if 3 in which:
+        out["table3"] = [c.as_dict() for c in tables.table3()]
+        out["table3_calibrated"] = [c.as_dict() for c in tables.table3_calibrated()]
+    if args.json:
+        print(dumps(out))
+        return 0
+    if "table1" in out:
+        print(tables.format_table1(out["table1"]))
+    for key, title in (("table2", "Table 2: compute-optimal vs Chinchilla-style"),
+                       ("table3", "Table 3: cost-optimal vs Chinchilla-style, the paper's stated settings"),
+                       ("table3_calibrated", "Table 3 with inference cost per request x"
+                        f"{tables.TABLE3_INFERENCE_COST_SCALE} (what the printed cells imply)")):
+        if key in out:
+            print(tables.format_cells(title, out[key]))
+    return 0
+
+
+def _reference_runs() -> str | None:
+    root = os.environ.get("REFERENCE_DATA_DIR")
+    if not root:
+        return None
+    path = os.path.join(root, "sardana2024_trainingresults.csv")
+    return path if os.path.isfile(path) else None

@@ -1,0 +1,52 @@
+"""Output helpers: JSON with plain floats, atomic file writes, human number formatting."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def plain(value):
+    """numpy scalars/arrays -> plain Python floats/lists, recursively."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist()) if value.ndim else float(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def dumps(value) -> str:
+    return json.dumps(plain(value), indent=2, allow_nan=False)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write text to path via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def human(x: float, unit: str = "") -> str:
+    """1.23e9 -> '1.23B'; FLOPs and dollars keep scientific/K-M notation."""
+    x = float(x)
+    if unit == "FLOPs":
+        return f"{x:.3e}"
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{'$' if unit == '$' else ''}{x / scale:.3g}{suffix}"
+    return f"{'$' if unit == '$' else ''}{x:.3g}"

@@ -1,0 +1,349 @@
+"""Fit the Chinchilla loss law (the paper's Eq. 4) by Huber regression on log-loss.
+
+Objective (summed over runs i, Huber delta = 1e-3 by default):
+
+    sum_i Huber_delta( LSE(a - alpha*log N_i, b - beta*log D_i, e) - log L_i )
+
+with A, B, E = exp(a), exp(b), exp(e). Minimised with L-BFGS from a grid of starts.
+All starts are optimised together: one batched L-BFGS in numpy evaluates every start's
+objective and analytic gradient in a few array passes, which is what makes the full
+4,500-start grid take well under a second (see benchmarks/bench_fit.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling.coefficients import LawCoefficients
+from scaling.errors import InputError
+
+# Parameter order inside the fitter: (alpha, beta, e, a, b), as in the paper's huber_optimize.py.
+PARAM_NAMES = ("alpha", "beta", "e", "a", "b")
+DEFAULT_DELTA = 1e-3
+STANDARD_GRID = {
+    "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
+    "beta": (0.0, 0.5, 1.0, 1.5, 2.0),
+    "e": (-1.0, -0.5, 0.0, 0.5, 1.0),
+    "a": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+    "b": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+}
+
+
+def standard_grid() -> np.ndarray:
+    """The 4,500 standard starting points, shape (4500, 5), columns (alpha, beta, e, a, b)."""
+    axes = [STANDARD_GRID[name] for name in PARAM_NAMES]
+    return np.array(list(itertools.product(*axes)), dtype=np.float64)
+
+
+_EXP_LIMIT = 700.0  # exponents are clamped to +-700: only absurd trial points get there
+_CHUNK_ROWS = 256  # starts per block: keeps the (rows x runs) work arrays in cache
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    return _POOL
+
+
+@dataclass(frozen=True)
+class HuberProblem:
+    """Data of one fit: log N (params), log D (tokens), log L (loss), Huber delta.
+
+    ``log_params`` and ``log_tokens`` may be centred (shifted by constants); the fitter does
+    that to decouple a from alpha and b from beta, and maps the result back.
+    """
+
+    log_params: np.ndarray
+    log_tokens: np.ndarray
+    log_loss: np.ndarray
+    delta: float = DEFAULT_DELTA
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Objective and analytic gradient for a batch theta[S, 5] of (alpha, beta, e, a, b)."""
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        f = np.empty(theta.shape[0])
+        grad = np.empty_like(theta)
+        blocks = [slice(i, i + _CHUNK_ROWS) for i in range(0, theta.shape[0], _CHUNK_ROWS)]
+        if len(blocks) > 1:  # numpy releases the GIL inside ufuncs: blocks run on all cores
+            list(_pool().map(lambda sl: self._block(theta[sl], f[sl], grad[sl]), blocks))
+        else:
+            self._block(theta, f, grad)
+        return f, grad
+
+    def _block(self, theta: np.ndarray, f_out: np.ndarray, g_out: np.ndarray) -> None:
+        x, y, delta = self.log_params, self.log_tokens, self.delta
+        alpha, beta, e, a, b = (theta[:, k : k + 1] for k in range(5))
+        t1 = np.multiply(alpha, -x)
+        t1 += a
+        np.minimum(t1, _EXP_LIMIT, out=t1)
+        np.maximum(t1, -_EXP_LIMIT, out=t1)
+        np.exp(t1, out=t1)
+        t2 = np.multiply(beta, -y)
+        t2 += b
+        np.minimum(t2, _EXP_LIMIT, out=t2)
+        np.maximum(t2, -_EXP_LIMIT, out=t2)
+        np.exp(t2, out=t2)
+        t3 = np.exp(np.clip(e[:, 0], -_EXP_LIMIT, _EXP_LIMIT))
+        s = np.add(t1, t2)
+        s += t3[:, None]
+        r = np.log(s)
+        r -= self.log_loss
+        c = np.minimum(r, delta)
+        np.maximum(c, -delta, out=c)
+        half_c = 0.5 * c
+        r -= half_c
+        r *= c  # Huber: c * (r - c/2), c = clip(r, -delta, delta)
+        f_out[:] = r.sum(axis=1)
+        np.divide(c, s, out=c)  # d lse / d(term k) = t_k / s
+        t1 *= c
+        t2 *= c
+        g_out[:, 0] = -(t1 @ x)
+        g_out[:, 1] = -(t2 @ y)
+        g_out[:, 2] = t3 * c.sum(axis=1)
+        g_out[:, 3] = t1.sum(axis=1)
+        g_out[:, 4] = t2.sum(axis=1)
+
+
+@dataclass
+class BatchResult:
+    """Per-start outcome of the batched L-BFGS: final points, objectives, iterations."""
+
+    theta: np.ndarray
+    objective: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+
+
+def batched_lbfgs(
+    value_and_grad,
+    starts: np.ndarray,
+    *,
+    memory: int = 10,
+    max_iter: int = 500,
+    ftol: float = 1e-10,
+    gtol: float = 1e-9,
+) -> BatchResult:
+    """Minimise from every start at once with L-BFGS (numpy, no per-start Python loop).
+
+    ``value_and_grad(theta[S, P]) -> (f[S], grad[S, P])``. Each start keeps its own curvature
+    pairs (stored in lock-step ring slots; a skipped update stores a null pair) and runs its
+    own backtracking Armijo line search. A start stops when the relative decrease of its
+    objective is <= ``ftol``, its largest gradient entry is <= ``gtol``, or its line search
+    fails; the working arrays are compacted as starts stop.
+    """
+    S, P = starts.shape
+    out_x = starts.astype(np.float64).copy()
+    out_f, g = value_and_grad(out_x)
+    out_iters = np.zeros(S, dtype=np.int64)
+    out_conv = np.zeros(S, dtype=bool)
+    idx = np.flatnonzero(np.isfinite(out_f))
+    x, f, g = out_x[idx], out_f[idx], g[idx]
+    s_hist = np.zeros((idx.size, memory, P))
+    y_hist = np.zeros((idx.size, memory, P))
+    rho = np.zeros((idx.size, memory))
+    gamma = np.ones(idx.size)
+    k = 0
+    while idx.size and k < max_iter:
+        d = _two_loop(g, s_hist, y_hist, rho, gamma, k)
+        slope = (g * d).sum(axis=1)
+        uphill = ~(slope < 0)
+        if uphill.any():  # stale curvature: restart those starts on steepest descent
+            d[uphill] = -g[uphill]
+            slope[uphill] = -(g[uphill] ** 2).sum(axis=1)
+            rho[uphill] = 0.0
+            gamma[uphill] = 1.0
+        step = np.ones(idx.size)
+        if k == 0:
+            step = np.minimum(1.0, 1.0 / np.maximum(np.abs(d).max(axis=1), 1e-300))
+        x_new = x + step[:, None] * d
+        f_new, g_new = value_and_grad(x_new)
+        todo = np.flatnonzero(~(f_new <= f + 1e-4 * step * slope))
+        for _ in range(40):
+            if not todo.size:
+                break
+            step[todo] *= 0.25
+            xt = x[todo] + step[todo, None] * d[todo]
+            ft, gt = value_and_grad(xt)
+            x_new[todo], f_new[todo], g_new[todo] = xt, ft, gt
+            todo = todo[~(ft <= f[todo] + 1e-4 * step[todo] * slope[todo])]
+        failed = np.zeros(idx.size, dtype=bool)
+        failed[todo] = True
+        sk = x_new - x
+        yk = g_new - g
+        sy = (sk * yk).sum(axis=1)
+        yy = (yk * yk).sum(axis=1)
+        store = ~failed & np.isfinite(yy) & (yy > 0) & (sy > np.maximum(1e-12 * yy, 1e-300))
+        slot = k % memory
+        s_hist[:, slot] = np.where(store[:, None], sk, 0.0)
+        y_hist[:, slot] = np.where(store[:, None], yk, 0.0)
+        rho[:, slot] = np.where(store, 1.0 / np.where(store, sy, 1.0), 0.0)
+        gamma = np.where(store, sy / np.where(store, yy, 1.0), gamma)
+        decrease = f - f_new
+        ok = ~failed
+        x[ok], f[ok], g[ok] = x_new[ok], f_new[ok], g_new[ok]
+        k += 1
+        done = ok & (
+            (decrease <= ftol * np.abs(f_new)) | (np.abs(g_new).max(axis=1) <= gtol)
+        )
+        stop = done | failed
+        if stop.any():
+            out_x[idx[stop]], out_f[idx[stop]] = x[stop], f[stop]
+            out_iters[idx[stop]] = k
+            out_conv[idx[stop]] = done[stop] | (np.abs(g[stop]).max(axis=1) <= 1e3 * gtol)
+            keep = ~stop
+            idx, x, f, g = idx[keep], x[keep], f[keep], g[keep]
+            s_hist, y_hist, rho, gamma = s_hist[keep], y_hist[keep], rho[keep], gamma[keep]
+    out_x[idx], out_f[idx], out_iters[idx] = x, f, k
+    return BatchResult(out_x, out_f, out_iters, out_conv)
+
+
+def _two_loop(g, s_hist, y_hist, rho, gamma, k):
+    """Batched L-BFGS two-loop recursion; slot (k-1) % m holds the newest pair."""
+    m = s_hist.shape[1]
+    q = g.copy()
+    alphas = np.zeros((g.shape[0], m))
+    order = [(k - 1 - j) % m for j in range(min(k, m))]  # newest to oldest
+    for pos in order:
+        a_j = rho[:, pos] * (s_hist[:, pos] * q).sum(axis=1)
+        alphas[:, pos] = a_j
+        q -= a_j[:, None] * y_hist[:, pos]
+    q *= gamma[:, None]
+    for pos in reversed(order):
+        b_j = rho[:, pos] * (y_hist[:, pos] * q).sum(axis=1)
+        q += (alphas[:, pos] - b_j)[:, None] * s_hist[:, pos]
+    return -q
+
+
+@dataclass
+class FitResult:
+    """Best Eq. 4 fit and its diagnostics. Coefficients: A, B, E (loss units), alpha, beta."""
+
+    coefficients: LawCoefficients
+    objective: float
+    n_runs: int
+    n_starts: int
+    n_starts_at_best: int
+    n_starts_converged: int
+    delta: float
+    bootstrap: list[dict[str, float]] | None = None
+
+    def as_dict(self) -> dict:
+        c = self.coefficients
+        out = {
+            "A": c.A, "B": c.B, "E": c.E, "alpha": c.alpha, "beta": c.beta,
+            "objective": self.objective,
+            "n_runs": self.n_runs,
+            "n_starts": self.n_starts,
+            "n_starts_at_best": self.n_starts_at_best,
+            "n_starts_converged": self.n_starts_converged,
+            "huber_delta": self.delta,
+            "at_best_rtol": AT_BEST_RTOL,
+        }
+        if self.bootstrap is not None:
+            out["bootstrap"] = self.bootstrap
+            out["bootstrap_intervals"] = bootstrap_intervals(self.bootstrap)
+        return out
+
+
+AT_BEST_RTOL = 1e-6  # a start "reached the best" if its objective is within this of the best
+
+
+def fit_law(
+    params: np.ndarray,
+    tokens: np.ndarray,
+    losses: np.ndarray,
+    *,
+    delta: float = DEFAULT_DELTA,
+    starts: np.ndarray | None = None,
+    name: str = "fit",
+) -> FitResult:
+    """Fit Eq. 4 on runs (N params, D tokens, final loss) from the grid of starts."""
+    params, tokens, losses = (np.asarray(v, dtype=np.float64) for v in (params, tokens, losses))
+    problem, shift = _centred_problem(params, tokens, losses, delta)
+    grid = standard_grid() if starts is None else np.asarray(starts, dtype=np.float64)
+    result = batched_lbfgs(problem.value_and_grad, _to_centred(grid, shift))
+    return _summarise(result, shift, params.size, delta, name)
+
+
+def _centred_problem(params, tokens, losses, delta):
+    x, y = np.log(params), np.log(tokens)
+    shift = (float(x.mean()), float(y.mean()))
+    return HuberProblem(x - shift[0], y - shift[1], np.log(losses), delta), shift
+
+
+def _to_centred(theta: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    out = theta.copy()
+    out[:, 3] -= out[:, 0] * shift[0]
+    out[:, 4] -= out[:, 1] * shift[1]
+    return out
+
+
+def _from_centred(theta: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    out = theta.copy()
+    out[:, 3] += out[:, 0] * shift[0]
+    out[:, 4] += out[:, 1] * shift[1]
+    return out
+
+
+def _summarise(result: BatchResult, shift, n_runs: int, delta: float, name: str) -> FitResult:
+    finite = np.isfinite(result.objective)
+    if not finite.any():
+        raise InputError("the fit failed from every start (non-finite objective everywhere)")
+    objective = np.where(finite, result.objective, np.inf)
+    best = int(np.argmin(objective))
+    best_f = float(objective[best])
+    alpha, beta, e, a, b = _from_centred(result.theta[best : best + 1], shift)[0]
+    coeffs = LawCoefficients(A=float(np.exp(a)), B=float(np.exp(b)), E=float(np.exp(e)),
+                             alpha=float(alpha), beta=float(beta), name=name)
+    return FitResult(
+        coefficients=coeffs,
+        objective=best_f,
+        n_runs=n_runs,
+        n_starts=int(result.theta.shape[0]),
+        n_starts_at_best=int(np.sum(objective <= best_f * (1 + AT_BEST_RTOL))),
+        n_starts_converged=int(result.converged.sum()),
+        delta=delta,
+    )
+
+
+def bootstrap_fits(
+    params: np.ndarray,
+    tokens: np.ndarray,
+    losses: np.ndarray,
+    n_resamples: int,
+    *,
+    seed: int = 0,
+    delta: float = DEFAULT_DELTA,
+    starts: np.ndarray | None = None,
+    progress=None,
+) -> list[dict[str, float]]:
+    """Refit on ``n_resamples`` resamples of the runs (with replacement, seeded)."""
+    rng = np.random.default_rng(seed)
+    n = len(params)
+    sets = []
+    for i in range(n_resamples):
+        pick = rng.integers(0, n, size=n)
+        fit = fit_law(params[pick], tokens[pick], losses[pick], delta=delta, starts=starts,
+                      name=f"bootstrap-{i}")
+        c = fit.coefficients
+        sets.append({"A": c.A, "B": c.B, "E": c.E, "alpha": c.alpha, "beta": c.beta,
+                     "objective": fit.objective})
+        if progress is not None:
+            progress(1)
+    return sets
+
+
+def bootstrap_intervals(sets: list[dict[str, float]], level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile intervals (default 2.5%-97.5%) of each coefficient over bootstrap sets."""
+    lo, hi = 50 * (1 - level), 100 - 50 * (1 - level)
+    return {
+        k: [float(np.percentile([s[k] for s in sets], lo)), float(np.percentile([s[k] for s in sets], hi))]
+        for k in ("A", "B", "E", "alpha", "beta")
+    }

@@ -1,0 +1,151 @@
+"""Run tables: read the paper's ``trainingresults.csv`` format, any CSV with named columns, or
+our own run-record JSON files, into validated arrays of (params N, tokens D, loss)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaling.errors import InputError
+
+# Columns of the paper's released trainingresults.csv.
+PAPER_COLUMNS = {"params": "Parameters", "tokens": "Tokens", "loss": "Smoothed Loss", "name": "Model Name"}
+# Keys of our run-record JSON (train/ writes these).
+RECORD_KEYS = {"params": "params", "tokens": "tokens", "loss": "smoothed_loss"}
+MIN_RUNS = 6  # five coefficients need more runs than that to say anything
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """Validated runs: N params, D training tokens, final (smoothed) loss, and a label each."""
+
+    params: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+    labels: list[str]
+    source: str
+
+    @property
+    def tokens_per_param(self) -> np.ndarray:
+        return self.tokens / self.params
+
+    def select(self, mask: np.ndarray) -> RunTable:
+        idx = np.flatnonzero(mask)
+        return RunTable(self.params[idx], self.tokens[idx], self.loss[idx],
+                        [self.labels[i] for i in idx], self.source)
+
+    def filter_tokens_per_param(self, max_ratio: float | None) -> RunTable:
+        """Runs with D/N <= max_ratio (ratios within 1e-9 relative count as equal)."""
+        if max_ratio is None:
+            return self
+        if not (math.isfinite(max_ratio) and max_ratio > 0):
+            raise InputError(f"--max-tokens-per-param must be > 0, got {max_ratio}")
+        return self.select(self.tokens_per_param <= max_ratio * (1 + 1e-9))
+
+    def drop_highest_loss(self, k: int) -> RunTable:
+        """Drop the k runs of highest loss (Epoch drops 5 on the Chinchilla reconstruction)."""
+        if k < 0:
+            raise InputError(f"--drop-highest-loss must be >= 0, got {k}")
+        if k == 0:
+            return self
+        keep = np.ones(self.loss.size, dtype=bool)
+        keep[np.argsort(self.loss, kind="stable")[self.loss.size - k :]] = False
+        return self.select(keep)
+
+    def require(self, n: int = MIN_RUNS) -> RunTable:
+        if self.loss.size < n:
+            raise InputError(f"{self.source}: {self.loss.size} runs left, need at least {n} to fit 5 coefficients")
+        return self
+
+
+def read_runs(
+    path: str | Path,
+    *,
+    params_col: str = PAPER_COLUMNS["params"],
+    tokens_col: str | None = PAPER_COLUMNS["tokens"],
+    flops_col: str | None = None,
+    loss_col: str = PAPER_COLUMNS["loss"],
+) -> RunTable:
+    """Read a CSV run table (or run-record JSON file/folder). D = FLOPs / (6 N) with ``flops_col``."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() == ".json":
+        return _read_records(path)
+    if not path.is_file():
+        raise InputError(f"run table {path}: no such file")
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"run table {path}: cannot read as CSV ({exc})") from None
+    if not header:
+        raise InputError(f"run table {path}: empty file (no header row)")
+    wanted = [params_col, loss_col, flops_col if flops_col else tokens_col]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise InputError(f"run table {path}: no column {', '.join(map(repr, missing))} (columns: {', '.join(header)})")
+    params = _column(rows, params_col, path)
+    loss = _column(rows, loss_col, path)
+    if flops_col:
+        tokens = _column(rows, flops_col, path) / (6.0 * params)
+    else:
+        tokens = _column(rows, tokens_col, path)
+    label_col = PAPER_COLUMNS["name"] if PAPER_COLUMNS["name"] in header else None
+    labels = [(r[label_col] if label_col else f"row{i + 2}") for i, r in enumerate(rows)]
+    return RunTable(params, tokens, loss, labels, str(path))
+
+
+def _column(rows: list[dict], name: str, path: Path) -> np.ndarray:
+    values = []
+    for i, row in enumerate(rows):
+        raw = row.get(name)
+        try:
+            v = float(raw)
+        except (TypeError, ValueError):
+            raise InputError(f"run table {path}: row {i + 2}, column {name!r}: {raw!r} is not a number") from None
+        if not math.isfinite(v) or v <= 0:
+            raise InputError(f"run table {path}: row {i + 2}, column {name!r}: {raw!r} must be a finite number > 0")
+        values.append(v)
+    if not values:
+        raise InputError(f"run table {path}: no data rows")
+    return np.array(values)
+
+
+def _read_records(path: Path) -> RunTable:
+    """Run records: one JSON object per file (a folder of them) or a JSON list in one file."""
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise InputError(f"run records {path}: folder has no .json files")
+        records = [(_load_json(f), f.name) for f in files]
+    elif path.is_file():
+        data = _load_json(path)
+        items = data if isinstance(data, list) else [data]
+        records = [(r, f"{path.name}[{i}]") for i, r in enumerate(items)]
+    else:
+        raise InputError(f"run records {path}: no such file or folder")
+    cols: dict[str, list[float]] = {k: [] for k in RECORD_KEYS}
+    labels = []
+    for rec, where in records:
+        if not isinstance(rec, dict):
+            raise InputError(f"run record {where}: expected a JSON object")
+        for key, field in RECORD_KEYS.items():
+            v = rec.get(field)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise InputError(f"run record {where}: {field!r} must be a number > 0, got {v!r}")
+            cols[key].append(float(v))
+        labels.append(str(rec.get("run_name", where)))
+    return RunTable(np.array(cols["params"]), np.array(cols["tokens"]), np.array(cols["loss"]), labels, str(path))
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"run record {path}: not valid JSON ({exc})") from None

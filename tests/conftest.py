@@ -1,0 +1,46 @@
+"""Shared fixtures. Reference data comes from REFERENCE_DATA_DIR (see DESIGN.md): tests that need
+it skip when it is unset, and fail instead when REQUIRE_REFERENCE_DATA=1 (as .ci/run sets)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _reference_file(name: str) -> Path:
+    root = os.environ.get("REFERENCE_DATA_DIR")
+    required = os.environ.get("REQUIRE_REFERENCE_DATA") == "1"
+    path = Path(root) / name if root else None
+    if path is None or not path.is_file():
+        why = f"{name} not found (REFERENCE_DATA_DIR={root!r})"
+        if required:
+            pytest.fail(why + " but REQUIRE_REFERENCE_DATA=1")
+        pytest.skip(why)
+    return path
+
+
+@pytest.fixture(scope="session")
+def paper_runs_csv() -> Path:
+    """The paper's 47 runs (trainingresults.csv)."""
+    return _reference_file("sardana2024_trainingresults.csv")
+
+
+@pytest.fixture(scope="session")
+def epoch_csv() -> Path:
+    """Epoch AI's 245 reconstructed Chinchilla runs."""
+    return _reference_file("epoch_chinchilla_svg_extracted.csv")
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m beyond ARGS` as a user would; returns the completed process."""
+    proc = subprocess.run([sys.executable, "-m", "beyond", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"beyond {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc

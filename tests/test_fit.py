@@ -1,0 +1,121 @@
+"""The Eq. 4 fitter: gradients, recovery, and golden fits (Epoch AI, the paper's Table 1)."""
+
+import numpy as np
+import pytest
+
+from scaling.coefficients import NAMED_SETS
+from scaling.fit import HuberProblem, batched_lbfgs, bootstrap_fits, bootstrap_intervals, fit_law, standard_grid
+from scaling.runs import read_runs
+from scaling.tables import TABLE1_NAMED, TABLE1_SUBSETS, huber_objective
+
+
+def test_standard_grid():
+    g = standard_grid()
+    assert g.shape == (4500, 5)
+    assert sorted(set(g[:, 3])) == [0, 5, 10, 15, 20, 25]
+    assert sorted(set(g[:, 2])) == [-1, -0.5, 0, 0.5, 1]
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    p = HuberProblem(rng.uniform(18, 24, 30), rng.uniform(20, 27, 30), np.log(rng.uniform(2, 4, 30)))
+    theta = np.array([[0.3, 0.3, 0.5, 6.0, 7.0], [0.1, 0.5, 0.0, 2.0, 9.0], [1.0, 0.2, 1.0, 20.0, 4.0]])
+    _, g = p.value_and_grad(theta)
+    h = 1e-6
+    for k in range(5):
+        e = np.zeros(5)
+        e[k] = h
+        num = (p.value_and_grad(theta + e)[0] - p.value_and_grad(theta - e)[0]) / (2 * h)
+        np.testing.assert_allclose(g[:, k], num, rtol=1e-5, atol=1e-10)
+
+
+def test_huber_objective_matches_scipy_definition():
+    from scipy.special import huber, logsumexp
+
+    rng = np.random.default_rng(2)
+    x, y, logl = rng.uniform(18, 24, 20), rng.uniform(20, 27, 20), np.log(rng.uniform(2, 4, 20))
+    th = np.array([0.3, 0.35, 0.6, 6.0, 7.5])
+    direct = sum(huber(1e-3, logsumexp([th[3] - th[0] * xi, th[4] - th[1] * yi, th[2]]) - li)
+                 for xi, yi, li in zip(x, y, logl))
+    assert HuberProblem(x, y, logl).value_and_grad(th[None])[0][0] == pytest.approx(direct, rel=1e-12)
+
+
+def test_batched_lbfgs_minimises_a_quadratic():
+    target = np.array([1.0, -2.0, 3.0])
+
+    def vg(t):
+        return ((t - target) ** 2 * [1, 10, 100]).sum(1), 2 * (t - target) * [1, 10, 100]
+
+    res = batched_lbfgs(vg, np.random.default_rng(0).normal(size=(50, 3)) * 10)
+    np.testing.assert_allclose(res.theta, np.broadcast_to(target, (50, 3)), atol=1e-6)
+    assert res.converged.all()
+
+
+def test_recovers_known_coefficients_from_noiseless_runs():
+    c = NAMED_SETS["chinchilla"]
+    n = np.repeat([1e8, 3e8, 1e9, 3e9, 1e10], 4)
+    d = n * np.tile([10, 20, 50, 200], 5)
+    losses = c.E + c.A / n**c.alpha + c.B / d**c.beta
+    fit = fit_law(n, d, losses)
+    got = fit.coefficients
+    assert got.alpha == pytest.approx(c.alpha, rel=1e-3)
+    assert got.beta == pytest.approx(c.beta, rel=1e-3)
+    assert got.E == pytest.approx(c.E, rel=1e-3)
+    assert fit.objective < 1e-10
+
+
+@pytest.fixture(scope="module")
+def epoch_fit(epoch_csv):
+    runs = read_runs(epoch_csv, params_col="Model Size", tokens_col=None, flops_col="Training FLOP",
+                     loss_col="loss").drop_highest_loss(5)
+    assert runs.loss.size == 240
+    return fit_law(runs.params, runs.tokens, runs.loss)
+
+
+def test_epoch_golden_fit(epoch_fit):
+    # Epoch AI's grid fit: objective 0.0010182740, A 477.8, B 2143.9, E 1.81724, alpha 0.347313,
+    # beta 0.367183 (their optimiser stops a little early; ours goes to the minimum).
+    c = epoch_fit.coefficients
+    assert epoch_fit.objective <= 0.0010182741
+    assert c.alpha == pytest.approx(0.34731, rel=1e-4)
+    assert c.beta == pytest.approx(0.36717, rel=1e-4)
+    assert c.E == pytest.approx(1.81722, rel=1e-4)
+    assert c.A == pytest.approx(477.8, rel=1e-3)
+    assert c.B == pytest.approx(2143, rel=1e-3)
+    assert epoch_fit.n_starts == 4500 and epoch_fit.n_starts_at_best >= 10
+
+
+@pytest.mark.parametrize("subset", list(TABLE1_SUBSETS))
+def test_table1_fit_is_no_worse_than_the_papers(paper_runs_csv, subset):
+    runs = read_runs(paper_runs_csv).filter_tokens_per_param(TABLE1_SUBSETS[subset])
+    assert runs.loss.size == {"<=100 tok/param": 34, "<=250 tok/param": 39, "<=500 tok/param": 43,
+                              "All Data": 47}[subset]
+    fit = fit_law(runs.params, runs.tokens, runs.loss)
+    paper = NAMED_SETS[TABLE1_NAMED[subset]]
+    paper_objective = huber_objective(paper, runs.params, runs.tokens, runs.loss)
+    assert fit.objective <= paper_objective
+    # the paper prints 2 decimals for the exponents: ours round to within one unit of them
+    assert fit.coefficients.alpha == pytest.approx(paper.alpha, abs=0.011)
+    assert fit.coefficients.beta == pytest.approx(paper.beta, abs=0.011)
+    # the surface is flat: only some starts find the best, but enough to find it reliably
+    assert 5 <= fit.n_starts_at_best < fit.n_starts
+
+
+def test_best_is_found_reliably_from_subgrids(paper_runs_csv):
+    # every other half of the grid still finds the same optimum: the best is not a lucky start
+    runs = read_runs(paper_runs_csv)
+    grid = standard_grid()
+    full = fit_law(runs.params, runs.tokens, runs.loss, starts=grid)
+    for half in (grid[::2], grid[1::2]):
+        part = fit_law(runs.params, runs.tokens, runs.loss, starts=half)
+        assert part.objective == pytest.approx(full.objective, rel=1e-7)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_fit(paper_runs_csv):
+    runs = read_runs(paper_runs_csv)
+    grid = standard_grid()[::9]
+    a = bootstrap_fits(runs.params, runs.tokens, runs.loss, 3, seed=7, starts=grid)
+    b = bootstrap_fits(runs.params, runs.tokens, runs.loss, 3, seed=7, starts=grid)
+    assert a == b
+    iv = bootstrap_intervals(a)
+    assert all(lo <= hi for lo, hi in iv.values())
