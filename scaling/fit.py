@@ -71,7 +71,7 @@ class HuberProblem:
         f = np.empty(theta.shape[0])
         grad = np.empty_like(theta)
         blocks = [slice(i, i + _CHUNK_ROWS) for i in range(0, theta.shape[0], _CHUNK_ROWS)]
-        if len(blocks) > 1:  # numpy releases the GIL inside ufuncs: blocks run on all cores
+        if len(blocks) > 2:  # numpy releases the GIL inside ufuncs: blocks run on all cores
             list(_pool().map(lambda sl: self._block(theta[sl], f[sl], grad[sl]), blocks))
         else:
             self._block(theta, f, grad)
