@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -52,6 +54,19 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+_LOCAL = threading.local()
+
+
+def _work_buffers(rows: int, n: int) -> list[np.ndarray]:
+    """Five (rows, n) float64 scratch arrays per thread, reused across calls: allocating fresh
+    ~0.5 MB temporaries on every evaluation costs more than the arithmetic (page faults)."""
+    cache = getattr(_LOCAL, "buffers", None)
+    if cache is None or cache[0].shape[1] != n or cache[0].shape[0] < rows:
+        cache = [np.empty((max(rows, _CHUNK_ROWS), n)) for _ in range(5)]
+        _LOCAL.buffers = cache
+    return [buf[:rows] for buf in cache]
+
+
 @dataclass(frozen=True)
 class HuberProblem:
     """Data of one fit: log N (params), log D (tokens), log L (loss), Huber delta.
@@ -80,35 +95,44 @@ class HuberProblem:
     def _block(self, theta: np.ndarray, f_out: np.ndarray, g_out: np.ndarray) -> None:
         x, y, delta = self.log_params, self.log_tokens, self.delta
         alpha, beta, e, a, b = (theta[:, k : k + 1] for k in range(5))
-        t1 = np.multiply(alpha, -x)
+        t1, t2, s, r, c = _work_buffers(theta.shape[0], x.size)
+        np.multiply(alpha, -x, out=t1)
         t1 += a
-        np.minimum(t1, _EXP_LIMIT, out=t1)
-        np.maximum(t1, -_EXP_LIMIT, out=t1)
-        np.exp(t1, out=t1)
-        t2 = np.multiply(beta, -y)
+        np.multiply(beta, -y, out=t2)
         t2 += b
-        np.minimum(t2, _EXP_LIMIT, out=t2)
-        np.maximum(t2, -_EXP_LIMIT, out=t2)
+        # exponents are affine in x (y): their extremes sit at the ends of the data range
+        ends = np.abs(np.hstack([a - alpha * self._x_ends, b - beta * self._y_ends, e]))
+        if ends.max() > _EXP_LIMIT:  # only absurd trial points: clamp so exp stays finite
+            np.clip(t1, -_EXP_LIMIT, _EXP_LIMIT, out=t1)
+            np.clip(t2, -_EXP_LIMIT, _EXP_LIMIT, out=t2)
+        np.exp(t1, out=t1)
         np.exp(t2, out=t2)
         t3 = np.exp(np.clip(e[:, 0], -_EXP_LIMIT, _EXP_LIMIT))
-        s = np.add(t1, t2)
+        np.add(t1, t2, out=s)
         s += t3[:, None]
-        r = np.log(s)
+        np.log(s, out=r)
         r -= self.log_loss
-        c = np.minimum(r, delta)
+        np.minimum(r, delta, out=c)
         np.maximum(c, -delta, out=c)
-        half_c = 0.5 * c
-        r -= half_c
-        r *= c  # Huber: c * (r - c/2), c = clip(r, -delta, delta)
-        f_out[:] = r.sum(axis=1)
+        # Huber = c (r - c/2) with c = clip(r, -delta, delta)
+        f_out[:] = np.einsum("ij,ij->i", c, r) - 0.5 * np.einsum("ij,ij->i", c, c)
         np.divide(c, s, out=c)  # d lse / d(term k) = t_k / s
         t1 *= c
         t2 *= c
-        g_out[:, 0] = -(t1 @ x)
-        g_out[:, 1] = -(t2 @ y)
-        g_out[:, 2] = t3 * c.sum(axis=1)
-        g_out[:, 3] = t1.sum(axis=1)
-        g_out[:, 4] = t2.sum(axis=1)
+        # einsum, not matmul: BLAS would start its own threads inside ours
+        g_out[:, 0] = -np.einsum("ij,j->i", t1, x)
+        g_out[:, 1] = -np.einsum("ij,j->i", t2, y)
+        g_out[:, 2] = t3 * np.einsum("ij->i", c)
+        g_out[:, 3] = np.einsum("ij->i", t1)
+        g_out[:, 4] = np.einsum("ij->i", t2)
+
+    @cached_property
+    def _x_ends(self) -> np.ndarray:
+        return np.array([self.log_params.min(), self.log_params.max()])
+
+    @cached_property
+    def _y_ends(self) -> np.ndarray:
+        return np.array([self.log_tokens.min(), self.log_tokens.max()])
 
 
 @dataclass
