@@ -112,8 +112,7 @@ class HuberProblem:
         s += t3[:, None]
         np.log(s, out=r)
         r -= self.log_loss
-        np.minimum(r, delta, out=c)
-        np.maximum(c, -delta, out=c)
+        np.clip(r, -delta, delta, out=c)
         # Huber = c (r - c/2) with c = clip(r, -delta, delta)
         f_out[:] = np.einsum("ij,ij->i", c, r) - 0.5 * np.einsum("ij,ij->i", c, c)
         np.divide(c, s, out=c)  # d lse / d(term k) = t_k / s
