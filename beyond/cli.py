@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from beyond import commands_scaling
+    from beyond import commands_scaling, commands_train
 
     commands_scaling.register(sub)
+    commands_train.register(sub)
     return parser
 
 

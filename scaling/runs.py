@@ -118,12 +118,13 @@ def _column(rows: list[dict], name: str, path: Path) -> np.ndarray:
 
 
 def _read_records(path: Path) -> RunTable:
-    """Run records: one JSON object per file (a folder of them) or a JSON list in one file."""
+    """Run records: one JSON object per file (a folder of them, or of run folders each holding a
+    ``record.json`` as ``beyond train`` writes) or a JSON list in one file."""
     if path.is_dir():
-        files = sorted(path.glob("*.json"))
+        files = sorted(path.glob("*.json")) + sorted(path.glob("*/record.json"))
         if not files:
-            raise InputError(f"run records {path}: folder has no .json files")
-        records = [(_load_json(f), f.name) for f in files]
+            raise InputError(f"run records {path}: folder has no .json files and no */record.json")
+        records = [(_load_json(f), str(f.relative_to(path))) for f in files]
     elif path.is_file():
         data = _load_json(path)
         items = data if isinstance(data, list) else [data]

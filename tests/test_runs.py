@@ -58,3 +58,14 @@ def test_run_records(tmp_path):
     (folder / "bad.json").write_text('{"params": 1}')
     with pytest.raises(InputError, match="tokens"):
         read_runs(folder)
+
+
+def test_run_folders_as_beyond_train_writes_them(tmp_path):
+    for i in range(2):
+        run = tmp_path / f"mpt-tiny-r{10 * (i + 1)}"
+        run.mkdir()
+        (run / "record.json").write_text(json.dumps(
+            {"run_name": run.name, "params": 348480, "tokens": 348480 * 10 * (i + 1), "smoothed_loss": 4.0 - i}))
+        (run / "config.yaml").write_text("model: {}\n")
+    t = read_runs(tmp_path)
+    assert t.labels == ["mpt-tiny-r10", "mpt-tiny-r20"] and list(t.loss) == [4.0, 3.0]

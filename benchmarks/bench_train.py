@@ -1,0 +1,86 @@
+"""Benchmark: training throughput through `beyond train` vs llm-foundry's plain training path.
+
+Both train the same tiny CPU config (mpt-tiny, 1,024-token local BPE, 5 tokens/param, 371 batches of
+16 x 128 tokens) in fresh processes, alternating, `--repeats` times each; each worker times only its
+training call (imports excluded). Ours: train.run.run_training (llm-foundry's command_utils.train
+with our run-record callback, autoresume and checkpoints as `beyond train` sets them). Plain: the
+same resolved YAML minus our callback, through llmfoundry.command_utils.train_from_yaml.
+Target: tokens/s ratio ours / plain >= 0.95.  Usage: python -m benchmarks.bench_train [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OVERRIDES = ["model.vocab_size=1024", "tokenizer.kwargs.vocab_size=1024"]
+
+
+def worker(mode: str, workdir: Path, name: str) -> None:
+    """Train once and print {"tokens": ..., "seconds": ...} on the last stdout line."""
+    from omegaconf import OmegaConf
+
+    from train.config import build_run
+    from train.run import run_training
+
+    plan = build_run("mpt-tiny", workdir / name, tokens_per_param=5, data="stdlib",
+                     cache_dir=workdir / "cache", overrides=OVERRIDES)
+    if mode == "ours":
+        t0 = time.perf_counter()
+        record = run_training(plan)
+        seconds = time.perf_counter() - t0
+        tokens = record["tokens"]
+    else:
+        from llmfoundry.command_utils import train_from_yaml
+
+        cfg = OmegaConf.to_container(plan.config)
+        del cfg["callbacks"]["run_record"]
+        path = workdir / name / "plain.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+        t0 = time.perf_counter()
+        trainer = train_from_yaml(str(path))
+        seconds = time.perf_counter() - t0
+        tokens = int(trainer.state.timestamp.token)
+    print(json.dumps({"tokens": tokens, "seconds": seconds}), flush=True)
+
+
+def measure(mode: str, workdir: Path, name: str) -> float:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--worker", mode, str(workdir), name],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{mode} run failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["tokens"] / result["seconds"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each path (best is reported)")
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker[0], Path(args.worker[1]), args.worker[2])
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    try:
+        measure("plain", workdir, "warmup")  # tokenizer + MDS data are built and cached here
+        ours, plain = [], []
+        for i in range(args.repeats):
+            plain.append(measure("plain", workdir, f"plain-{i}"))
+            ours.append(measure("ours", workdir, f"ours-{i}"))
+        print(f"llm-foundry plain train_from_yaml: {max(plain):,.0f} tokens/s (runs: {', '.join(f'{x:,.0f}' for x in plain)})")
+        print(f"beyond train (run_training):      {max(ours):,.0f} tokens/s (runs: {', '.join(f'{x:,.0f}' for x in ours)})")
+        print(f"ratio ours / plain: {max(ours) / max(plain):.3f} (target >= 0.95)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``beyond train``: one llm-foundry training run from a zoo model and a tokens/param ratio."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from beyond.output import dumps
+from scaling.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train one model on llm-foundry and write its run record",
+        description="Train MODEL for TOKENS_PER_PARAM x params tokens with llm-foundry (warmup 3 x params "
+        "tokens, autoresume from RUN_DIR/checkpoints) and write RUN_DIR/record.json with the smoothed "
+        "final loss (mean of the last 10 batch losses). Rerunning a finished run does nothing; rerunning "
+        "an interrupted one resumes from its latest checkpoint.")
+    p.add_argument("model", help="zoo model (mpt-tiny, mpt-mini, mpt-150m ... mpt-6b, or a Table 4 name "
+                   "like 150M) or a path to an llm-foundry train YAML")
+    p.add_argument("--tokens-per-param", "-r", type=float, metavar="R",
+                   help="training tokens per parameter (the paper's ratio); optional if the YAML sets max_duration")
+    p.add_argument("--data", default="stdlib",
+                   help="training text: 'stdlib' (default: this Python's standard library sources, no download), "
+                   "a text file, a folder of text files, or an MDS dataset folder (with train/index.json)")
+    p.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-r<R>)")
+    p.add_argument("--cache-dir", type=Path, help="where tokenised data and local tokenizers are cached "
+                   "(default: <run-dir>/../.cache)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any llm-foundry setting, dotted (repeatable), e.g. --set global_train_batch_size=8")
+    p.add_argument("--dry-run", action="store_true", help="resolve and write RUN_DIR/config.yaml, do not train")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from train.config import build_run
+    from train.run import existing_record, run_training, write_config
+    from train.zoo import model_yaml
+
+    ratio = args.tokens_per_param
+    if ratio is not None and not ratio > 0:
+        raise InputError(f"--tokens-per-param must be positive, got {ratio:g}")
+    run_dir = args.run_dir or Path("runs") / f"{model_yaml(args.model).stem}-r{ratio:g}"
+    if (run_dir / "record.json").is_file():
+        record = existing_record_quick(run_dir)
+        if record is not None:
+            return _report(record, args, skipped=True)
+    plan = build_run(args.model, run_dir, tokens_per_param=ratio, data=args.data,
+                     cache_dir=args.cache_dir, overrides=args.overrides)
+    if args.dry_run:
+        write_config(plan)
+        sys.stdout.write(f"wrote {run_dir / 'config.yaml'}: {plan.params:,} params, "
+                         f"{plan.tokens or 0:,} tokens in {plan.batches or 0:,} batches\n")
+        return 0
+    record = existing_record(plan)
+    if record is None:
+        try:
+            record = run_training(plan)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed run is one line, the log above has the rest
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise InputError(f"training failed: {type(exc).__name__}: {first}") from None
+        return _report(record, args, skipped=False)
+    return _report(record, args, skipped=True)
+
+
+def existing_record_quick(run_dir: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "record.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _report(record: dict, args: argparse.Namespace, skipped: bool) -> int:
+    if args.json:
+        sys.stdout.write(dumps(record) + "\n")
+    else:
+        verb = "already trained" if skipped else "trained"
+        sys.stdout.write(f"{record.get('run_name')}: {verb}; {record['params']:,} params, {record['tokens']:,} tokens "
+                         f"({record['tokens_per_param']:.1f}/param), smoothed final loss {record['smoothed_loss']:.4f}\n")
+    return 0

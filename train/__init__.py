@@ -1,0 +1,1 @@
+"""Training on llm-foundry: model zoo, data prep to MDS, run configs, the run-record callback."""

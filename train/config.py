@@ -1,0 +1,194 @@
+"""Build one run's llm-foundry train config from (model YAML, tokens per parameter, data).
+
+Duration = ratio x N tokens and warmup = 3 x N tokens (the paper's Appendix C), both rounded to
+whole batches of global_train_batch_size x max_seq_len tokens; autoresume with checkpoints in
+the run folder; the run-record callback added. The result is a plain llm-foundry config, written
+to ``<run_dir>/config.yaml`` so the run can be inspected or launched by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from scaling.errors import InputError
+from train.corpus import DEFAULT_CORPUS_BYTES, corpus_files, is_mds_dataset
+from train.zoo import model_yaml, params_of
+
+WARMUP_TOKENS_PER_PARAM = 3.0
+RECORD_NAME = "record.json"
+
+
+@dataclass
+class RunPlan:
+    """A resolved run: its llm-foundry config and the numbers the record will carry."""
+
+    config: DictConfig
+    run_dir: Path
+    params: int
+    batches: int | None
+    tokens: int | None
+
+    @property
+    def record_path(self) -> Path:
+        return self.run_dir / RECORD_NAME
+
+
+def load_yaml(path: Path) -> DictConfig:
+    """Read an llm-foundry YAML; one clear error if it is missing or malformed."""
+    try:
+        cfg = OmegaConf.load(path)
+    except FileNotFoundError:
+        raise InputError(f"YAML not found: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError, OmegaConf errors, OSError: one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read YAML {path}: {first}") from None
+    if not isinstance(cfg, DictConfig):
+        raise InputError(f"YAML {path} is not a mapping of llm-foundry settings")
+    return cfg
+
+
+def build_run(
+    model: str,
+    run_dir: Path,
+    *,
+    tokens_per_param: float | None = None,
+    data: str = "stdlib",
+    cache_dir: Path | None = None,
+    overrides: list[str] | None = None,
+    run_name: str | None = None,
+    corpus_bytes: int = DEFAULT_CORPUS_BYTES,
+) -> RunPlan:
+    """Resolve a model YAML + ratio + data into a runnable llm-foundry config (tokenising the
+    data and training a local tokenizer first if needed)."""
+    cfg = load_yaml(model_yaml(model))
+    if overrides:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        except OmegaConfBaseException as exc:
+            raise InputError(f"bad --set override: {str(exc).splitlines()[0]}") from None
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise InputError(f"cannot resolve the YAML: {str(exc).splitlines()[0]}") from None
+    for key in ("model", "tokenizer", "train_loader", "global_train_batch_size", "max_seq_len"):
+        if key not in container or container[key] is None:
+            raise InputError(f"the YAML lacks {key}")
+    params = params_of(container["model"])
+    seq = int(container["max_seq_len"])
+    _check_seq_len(container, seq)
+
+    run_dir = Path(run_dir)
+    cache_dir = Path(cache_dir) if cache_dir else run_dir.parent / ".cache"
+    tokenizer_cfg = _resolve_tokenizer(container["tokenizer"], data, cache_dir, corpus_bytes)
+    _check_vocab(tokenizer_cfg, int(container["model"]["vocab_size"]))
+    dataset = _resolve_data(data, tokenizer_cfg, seq, cache_dir, corpus_bytes)
+
+    batch_tokens = int(container["global_train_batch_size"]) * seq
+    batches = tokens = None
+    if tokens_per_param is not None:
+        if not (tokens_per_param > 0 and math.isfinite(tokens_per_param)):
+            raise InputError(f"tokens per parameter must be positive, got {tokens_per_param}")
+        batches = max(1, math.ceil(tokens_per_param * params / batch_tokens))
+        tokens = batches * batch_tokens
+        warmup = round(WARMUP_TOKENS_PER_PARAM * params / batch_tokens)
+        if warmup >= batches:
+            raise InputError(f"{tokens_per_param:g} tokens/param is within the warmup (3 x params tokens): "
+                             "use a larger ratio or set scheduler.t_warmup with --set")
+        container["max_duration"] = f"{batches}ba"
+        if container.get("scheduler", {}).get("t_warmup") in (None, "???"):
+            container["scheduler"]["t_warmup"] = f"{max(warmup, 1)}ba"
+    elif container.get("max_duration") in (None, "???"):
+        raise InputError("give --tokens-per-param, or a YAML with max_duration set")
+    else:
+        if container.get("scheduler", {}).get("t_warmup") in (None, "???"):
+            warmup = max(1, round(WARMUP_TOKENS_PER_PARAM * params / batch_tokens))
+            container["scheduler"]["t_warmup"] = f"{warmup}ba"
+        m = re.fullmatch(r"(\d+)ba", str(container["max_duration"]))
+        if m:
+            batches = int(m.group(1))
+            tokens = batches * batch_tokens
+
+    name = run_name or container.get("run_name") or run_dir.name
+    container["run_name"] = name
+    container["train_loader"]["dataset"]["local"] = str(dataset)
+    container["tokenizer"] = tokenizer_cfg
+    container["save_folder"] = str(run_dir / "checkpoints")
+    container["autoresume"] = True
+    container.pop("variables", None)
+    callbacks = container.get("callbacks") or {}
+    callbacks["run_record"] = {
+        "path": str(run_dir / RECORD_NAME),
+        "params": params,
+        "run_info": {
+            "run_name": name,
+            "model": Path(model_yaml(model)).stem,
+            "tokens_per_param_requested": tokens_per_param,
+            "global_train_batch_size": int(container["global_train_batch_size"]),
+            "max_seq_len": seq,
+            "tokenizer": _tokenizer_note(tokenizer_cfg),
+            "data": str(dataset),
+            "checkpoint_folder": str(run_dir / "checkpoints"),
+        },
+    }
+    container["callbacks"] = callbacks
+    return RunPlan(OmegaConf.create(container), run_dir, params, batches, tokens)
+
+
+def _check_seq_len(container: dict, seq: int) -> None:
+    model_seq = container["model"].get("max_seq_len", seq)
+    data_seq = (container["train_loader"].get("dataset") or {}).get("max_seq_len", seq)
+    if seq <= 0:
+        raise InputError(f"max_seq_len must be positive, got {seq}")
+    if model_seq is not None and int(model_seq) < seq:
+        raise InputError(f"the model's max_seq_len {model_seq} cannot fit the requested sequence length {seq}")
+    if data_seq is not None and int(data_seq) != seq:
+        raise InputError(f"train_loader.dataset.max_seq_len {data_seq} differs from max_seq_len {seq}")
+
+
+def _resolve_tokenizer(tok: dict, data: str, cache_dir: Path, corpus_bytes: int) -> dict:
+    from train.tokenizer import LOCAL_BPE, train_local_bpe
+
+    tok = {"name": tok.get("name"), "kwargs": dict(tok.get("kwargs") or {})}
+    if tok["name"] != LOCAL_BPE:
+        return tok
+    if is_mds_dataset(Path(data)):
+        raise InputError("a local-bpe model needs a text corpus to train its tokenizer, not an MDS dataset")
+    vocab = int(tok["kwargs"].pop("vocab_size", 4096))
+    path = train_local_bpe(corpus_files(data, corpus_bytes), vocab, cache_dir / "tokenizers")
+    return {"name": str(path), "kwargs": tok["kwargs"]}
+
+
+def _check_vocab(tokenizer_cfg: dict, model_vocab: int) -> None:
+    from llmfoundry.utils.builders import build_tokenizer
+
+    try:
+        tokenizer = build_tokenizer(tokenizer_cfg["name"], dict(tokenizer_cfg["kwargs"]))
+    except Exception as exc:  # noqa: BLE001 - any failure to load is one user-facing line
+        raise InputError(f"cannot load tokenizer {tokenizer_cfg['name']!r} offline: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if len(tokenizer) > model_vocab:
+        raise InputError(f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {model_vocab}")
+
+
+def _resolve_data(data: str, tokenizer_cfg: dict, seq: int, cache_dir: Path, corpus_bytes: int) -> Path:
+    from train.data import prepare_mds
+
+    path = Path(data)
+    if data != "stdlib" and path.is_dir() and is_mds_dataset(path):
+        return path.resolve()
+    return prepare_mds(corpus_files(data, corpus_bytes), tokenizer_cfg, seq, cache_dir / "data").resolve()
+
+
+def _tokenizer_note(tokenizer_cfg: dict) -> dict:
+    from train.tokenizer import tokenizer_description
+
+    note = tokenizer_description(tokenizer_cfg)
+    if note["kind"] == "local-bpe":
+        note["note"] = "byte-level BPE trained locally on the training corpus (CPU smoke model), not the paper's cl100k_base"
+    return note
