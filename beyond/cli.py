@@ -42,10 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from beyond import commands_scaling, commands_train
+    from beyond import commands_scaling, commands_sweep, commands_train
 
     commands_scaling.register(sub)
     commands_train.register(sub)
+    commands_sweep.register(sub)
     return parser
 
 

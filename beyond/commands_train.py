@@ -21,9 +21,10 @@ def register(sub) -> None:
                    "like 150M) or a path to an llm-foundry train YAML")
     p.add_argument("--tokens-per-param", "-r", type=float, metavar="R",
                    help="training tokens per parameter (the paper's ratio); optional if the YAML sets max_duration")
-    p.add_argument("--data", default="stdlib",
-                   help="training text: 'stdlib' (default: this Python's standard library sources, no download), "
-                   "a text file, a folder of text files, or an MDS dataset folder (with train/index.json)")
+    p.add_argument("--data", default=None,
+                   help="training data: 'stdlib' (this Python's standard-library sources, no download), "
+                   "a text file, a folder of text files, an MDS dataset folder (with train/index.json) or a remote MDS URI "
+                   "(s3://...); default: the YAML's train_loader.dataset, else stdlib")
     p.add_argument("--run-dir", type=Path, help="run folder (default: runs/<model>-r<R>)")
     p.add_argument("--cache-dir", type=Path, help="where tokenised data and local tokenizers are cached "
                    "(default: <run-dir>/../.cache)")
@@ -42,7 +43,8 @@ def _train(args: argparse.Namespace) -> int:
     ratio = args.tokens_per_param
     if ratio is not None and not ratio > 0:
         raise InputError(f"--tokens-per-param must be positive, got {ratio:g}")
-    run_dir = args.run_dir or Path("runs") / f"{model_yaml(args.model).stem}-r{ratio:g}"
+    stem = model_yaml(args.model).stem
+    run_dir = args.run_dir or Path("runs") / (stem if ratio is None else f"{stem}-r{ratio:g}")
     if (run_dir / "record.json").is_file():
         record = existing_record_quick(run_dir)
         if record is not None:

@@ -35,7 +35,7 @@ class RunRecordCallback(Callback):
     (count), FLOPs (6·N·D), seconds."""
 
     def __init__(self, path: str, params: int, window: int = 10, run_info: dict[str, Any] | None = None):
-        self.path = Path(path)
+        self.path = str(path)  # a local path or an object-store URI (s3://, gs://, oci://, ...)
         self.params = int(params)
         self.window = int(window)
         self.run_info = dict(run_info or {})
@@ -82,7 +82,7 @@ class RunRecordCallback(Callback):
             "resumes": self.resumes,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        write_atomic(self.path, json.dumps(record, indent=2) + "\n")
+        _write_record(self.path, json.dumps(record, indent=2) + "\n")
 
     def state_dict(self) -> dict[str, Any]:
         return {"losses": list(self.losses), "first_loss": self.first_loss, "resumes": self.resumes}
@@ -91,6 +91,25 @@ class RunRecordCallback(Callback):
         self.losses = deque(state.get("losses", []), maxlen=self.window)
         self.first_loss = state.get("first_loss")
         self.resumes = int(state.get("resumes", 0))
+
+
+def _write_record(path: str, text: str) -> None:
+    """Write atomically to a local path, or upload to an object store (Composer's own clients)."""
+    if "://" not in path:
+        write_atomic(Path(path), text)
+        return
+    import tempfile
+
+    from composer.utils import maybe_create_object_store_from_uri, parse_uri
+
+    store = maybe_create_object_store_from_uri(path)
+    _, _, object_name = parse_uri(path)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        fh.write(text)
+    try:
+        store.upload_object(object_name, fh.name)  # object stores replace objects whole
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
 
 
 def _scalar_loss(loss: Any) -> float:

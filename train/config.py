@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from scaling.errors import InputError
-from train.corpus import DEFAULT_CORPUS_BYTES, corpus_files, is_mds_dataset
+from train.corpus import DEFAULT_CORPUS, DEFAULT_CORPUS_BYTES, corpus_files, is_mds_dataset
 from train.zoo import model_yaml, params_of
 
 WARMUP_TOKENS_PER_PARAM = 3.0
@@ -58,14 +58,19 @@ def build_run(
     run_dir: Path,
     *,
     tokens_per_param: float | None = None,
-    data: str = "stdlib",
+    data: str | None = None,
     cache_dir: Path | None = None,
     overrides: list[str] | None = None,
     run_name: str | None = None,
     corpus_bytes: int = DEFAULT_CORPUS_BYTES,
 ) -> RunPlan:
     """Resolve a model YAML + ratio + data into a runnable llm-foundry config (tokenising the
-    data and training a local tokenizer first if needed)."""
+    data and training a local tokenizer first if needed).
+
+    ``data``: "stdlib", a text file or folder, a local MDS dataset, or a remote MDS URI
+    (s3://, gs://, oci://, ...; streamed by mosaicml-streaming). None: the YAML's own
+    ``train_loader.dataset`` if it names one, else "stdlib". A YAML that ``build_run`` wrote
+    (``<run_dir>/config.yaml``) therefore runs again as is."""
     cfg = load_yaml(model_yaml(model))
     if overrides:
         try:
@@ -85,9 +90,20 @@ def build_run(
 
     run_dir = Path(run_dir)
     cache_dir = Path(cache_dir) if cache_dir else run_dir.parent / ".cache"
+    dataset_cfg = container["train_loader"].setdefault("dataset", {})
+    previous = (container.get("callbacks") or {}).get("run_record", {}).get("run_info", {})
+    if data is None:
+        data = dataset_cfg.get("remote") or dataset_cfg.get("local") or DEFAULT_CORPUS
     tokenizer_cfg = _resolve_tokenizer(container["tokenizer"], data, cache_dir, corpus_bytes)
     _check_vocab(tokenizer_cfg, int(container["model"]["vocab_size"]))
-    dataset = _resolve_data(data, tokenizer_cfg, seq, cache_dir, corpus_bytes)
+    if is_remote(data):
+        dataset_cfg["remote"] = data
+        dataset_cfg["local"] = str((cache_dir / "streaming" / _short_hash(data)).resolve())
+        dataset = data
+    else:
+        dataset_cfg.pop("remote", None)
+        dataset = str(_resolve_data(data, tokenizer_cfg, seq, cache_dir, corpus_bytes))
+        dataset_cfg["local"] = dataset
 
     batch_tokens = int(container["global_train_batch_size"]) * seq
     batches = tokens = None
@@ -116,7 +132,6 @@ def build_run(
 
     name = run_name or container.get("run_name") or run_dir.name
     container["run_name"] = name
-    container["train_loader"]["dataset"]["local"] = str(dataset)
     container["tokenizer"] = tokenizer_cfg
     container["save_folder"] = str(run_dir / "checkpoints")
     container["autoresume"] = True
@@ -127,12 +142,13 @@ def build_run(
         "params": params,
         "run_info": {
             "run_name": name,
-            "model": Path(model_yaml(model)).stem,
-            "tokens_per_param_requested": tokens_per_param,
+            "model": previous.get("model") or Path(model_yaml(model)).stem,
+            "tokens_per_param_requested": tokens_per_param if tokens_per_param is not None
+            else previous.get("tokens_per_param_requested"),
             "global_train_batch_size": int(container["global_train_batch_size"]),
             "max_seq_len": seq,
             "tokenizer": _tokenizer_note(tokenizer_cfg),
-            "data": str(dataset),
+            "data": dataset,
             "checkpoint_folder": str(run_dir / "checkpoints"),
         },
     }
@@ -151,29 +167,48 @@ def _check_seq_len(container: dict, seq: int) -> None:
         raise InputError(f"train_loader.dataset.max_seq_len {data_seq} differs from max_seq_len {seq}")
 
 
+def is_remote(data: str) -> bool:
+    """True for an object-store URI (s3://, gs://, oci://, dbfs:/, ...)."""
+    return "://" in data or data.startswith("dbfs:/")
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _resolve_tokenizer(tok: dict, data: str, cache_dir: Path, corpus_bytes: int) -> dict:
     from train.tokenizer import LOCAL_BPE, train_local_bpe
 
     tok = {"name": tok.get("name"), "kwargs": dict(tok.get("kwargs") or {})}
     if tok["name"] != LOCAL_BPE:
         return tok
-    if is_mds_dataset(Path(data)):
+    if is_remote(data) or is_mds_dataset(Path(data)):
         raise InputError("a local-bpe model needs a text corpus to train its tokenizer, not an MDS dataset")
     vocab = int(tok["kwargs"].pop("vocab_size", 4096))
     path = train_local_bpe(corpus_files(data, corpus_bytes), vocab, cache_dir / "tokenizers")
     return {"name": str(path), "kwargs": tok["kwargs"]}
 
 
-def _check_vocab(tokenizer_cfg: dict, model_vocab: int) -> None:
-    from llmfoundry.utils.builders import build_tokenizer
+_TOKENIZER_SIZES: dict[str, int] = {}
 
-    try:
-        tokenizer = build_tokenizer(tokenizer_cfg["name"], dict(tokenizer_cfg["kwargs"]))
-    except Exception as exc:  # noqa: BLE001 - any failure to load is one user-facing line
-        raise InputError(f"cannot load tokenizer {tokenizer_cfg['name']!r} offline: "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    if len(tokenizer) > model_vocab:
-        raise InputError(f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {model_vocab}")
+
+def _check_vocab(tokenizer_cfg: dict, model_vocab: int) -> None:
+    import json
+
+    key = json.dumps(tokenizer_cfg, sort_keys=True, default=str)
+    if key not in _TOKENIZER_SIZES:
+        from llmfoundry.utils.builders import build_tokenizer
+
+        try:
+            tokenizer = build_tokenizer(tokenizer_cfg["name"], dict(tokenizer_cfg["kwargs"]))
+        except Exception as exc:  # noqa: BLE001 - any failure to load is one user-facing line
+            raise InputError(f"cannot load tokenizer {tokenizer_cfg['name']!r} offline: "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        _TOKENIZER_SIZES[key] = len(tokenizer)
+    if _TOKENIZER_SIZES[key] > model_vocab:
+        raise InputError(f"tokenizer has {_TOKENIZER_SIZES[key]} tokens but the model's vocab_size is {model_vocab}")
 
 
 def _resolve_data(data: str, tokenizer_cfg: dict, seq: int, cache_dir: Path, corpus_bytes: int) -> Path:

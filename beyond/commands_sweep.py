@@ -1,0 +1,210 @@
+"""``beyond sweep plan|launch|status|collect SPEC``: the paper's token-ratio sweeps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from beyond.output import dumps, human, write_atomic
+from scaling.errors import InputError
+
+
+def register(sub) -> None:
+    sweep = sub.add_parser("sweep", help="plan, launch, watch and collect token-ratio sweeps",
+                           description="Sweeps of (model size x tokens/param) training runs, as in the paper's "
+                           "Table 4 (yamls/sweeps/paper.yaml: 47 runs) or a CPU smoke grid (yamls/sweeps/cpu-smoke.yaml).")
+    ssub = sweep.add_subparsers(dest="action", metavar="ACTION", parser_class=type(sweep))
+    ssub.required = True
+
+    plan = ssub.add_parser("plan", help="write one llm-foundry YAML per run and the plan table",
+                           description="Resolve every run of SPEC into <out>/<run>/config.yaml and write "
+                           "<out>/plan.csv: params, tokens, training FLOPs (6ND), GPU-hours, wall hours, dollars.")
+    _common(plan)
+    _hardware(plan)
+    plan.set_defaults(handler=_plan)
+
+    launch = ssub.add_parser("launch", help="plan, then start every run that is not finished",
+                             description="Plan SPEC, then start the runs without a record: locally one after "
+                             "another, as Slurm jobs (sbatch, Composer's launcher on every node) or as MosaicML "
+                             "platform runs (mcli). Finished runs are skipped; queued or running Slurm jobs are left "
+                             "alone; interrupted runs resume from their latest checkpoint.")
+    _common(launch)
+    _hardware(launch)
+    launch.add_argument("--backend", choices=("local", "slurm", "mcli"), default="local", help="where runs go")
+    launch.add_argument("--dry-run", action="store_true", help="write configs and scripts, submit nothing")
+    sl = launch.add_argument_group("slurm")
+    sl.add_argument("--nodes", type=int, default=1, help="nodes per run (default 1)")
+    sl.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8; 0 for CPU nodes)")
+    sl.add_argument("--cpus-per-task", type=int, help="CPUs per node task")
+    sl.add_argument("--partition", help="Slurm partition")
+    sl.add_argument("--time", help="time limit (e.g. 24:00:00)")
+    sl.add_argument("--account", help="Slurm account")
+    sl.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
+                    help="extra #SBATCH line, e.g. --sbatch-arg=--exclusive (repeatable)")
+    sl.add_argument("--test-only", action="store_true", help="check the scripts with `sbatch --test-only`, submit nothing")
+    mc = launch.add_argument_group("mcli")
+    mc.add_argument("--image", default="mosaicml/llm-foundry:2.7.0_cu128-latest", help="container image")
+    mc.add_argument("--cluster", help="MosaicML cluster")
+    mc.add_argument("--git-repo", help="this project's repository (OWNER/NAME) to install in the run")
+    mc.add_argument("--git-ref", help="branch to check out")
+    mc.add_argument("--remote-out", help="object-store folder for checkpoints and records (s3://...)")
+    launch.set_defaults(handler=_launch)
+
+    status = ssub.add_parser("status", help="each run's state", description="Each run's state from its record, "
+                             "checkpoints, launch log and the Slurm queue: done, queued, running, interrupted, failed, "
+                             "launched, planned, missing.")
+    _common(status, data=False)
+    status.set_defaults(handler=_status)
+
+    collect = ssub.add_parser("collect", help="write the runs table for `beyond fit`",
+                              description="Write the finished runs as CSV with the paper's trainingresults.csv columns "
+                              "(Model Name, Parameters, Tokens/Params, Tokens, Batch Size, Smoothed Loss) first.")
+    _common(collect, data=False)
+    collect.add_argument("-o", "--output", type=Path, help="CSV path (default <out>/runs.csv)")
+    collect.set_defaults(handler=_collect)
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
+    p.add_argument("spec", help="sweep spec YAML, or a name in yamls/sweeps (paper, cpu-smoke)")
+    p.add_argument("--out", type=Path, help="sweep folder (default: the spec's out)")
+    if data:
+        p.add_argument("--data", help="data for every run (overrides the spec's data:)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _hardware(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("estimates")
+    g.add_argument("--gpu", default="a100-80", help="GPU type for the estimates (a100-40, a100-80, h100)")
+    g.add_argument("--gpus", type=int, default=8, help="GPUs per run (wall hours = GPU-hours / GPUs)")
+    g.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilisation (default 0.5)")
+    g.add_argument("--price", type=float, help="$ per GPU-hour (default: the paper's App. B.3 price)")
+
+
+def _spec(args):
+    from train.sweep import load_spec
+    from train.zoo import YAMLS_DIR
+
+    path = Path(args.spec)
+    if not path.suffix and not path.exists():
+        path = YAMLS_DIR / "sweeps" / f"{args.spec}.yaml"
+    return load_spec(path, out=args.out, data=getattr(args, "data", None))
+
+
+def _plan_rows(args, spec):
+    from tqdm import tqdm
+
+    from train.sweep import Hardware, plan_sweep
+
+    hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
+    with tqdm(total=len(spec.runs), desc="planning", unit="run", file=sys.stderr, leave=False) as bar:
+        return plan_sweep(spec, hw, progress=bar.update)
+
+
+def _plan(args) -> int:
+    from train.sweep import totals
+
+    spec = _spec(args)
+    rows = _plan_rows(args, spec)
+    if args.json:
+        sys.stdout.write(dumps({"sweep": spec.name, "out": str(spec.out), "runs": rows, "total": totals(rows)}) + "\n")
+        return 0
+    _print_plan(spec, rows, totals(rows))
+    return 0
+
+
+def _print_plan(spec, rows, total) -> None:
+    header = f"{'run':<18} {'params':>8} {'tok/param':>9} {'tokens':>8} {'batch':>5} {'FLOPs':>9} {'GPU-h':>9} {'wall-h':>8} {'$':>10}"
+    lines = [f"sweep {spec.name}: {len(rows)} runs -> {spec.out}/plan.csv", header]
+    for r in rows:
+        lines.append(f"{r['run']:<18} {human(r['params']):>8} {r['tokens_per_param']:>9g} {human(r['tokens']):>8} "
+                     f"{r['global_batch_size']:>5} {r['flops']:>9.3g} {r['gpu_hours']:>9.1f} {r['wall_hours']:>8.1f} "
+                     f"{r['dollars']:>10,.0f}")
+    lines.append(f"{'total':<18} {'':>8} {'':>9} {human(total['tokens']):>8} {'':>5} {total['flops']:>9.3g} "
+                 f"{total['gpu_hours']:>9.1f} {'':>8} {total['dollars']:>10,.0f}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _launch(args) -> int:
+    from train import launch as L
+
+    spec = _spec(args)
+    _plan_rows(args, spec)
+    pending = [s.name for s in L.states(spec) if s.state not in ("done", "queued", "running")]
+    skipped = len(spec.runs) - len(pending)
+    result: dict = {"sweep": spec.name, "backend": args.backend, "skipped": skipped, "pending": pending}
+    code = 0
+    if args.backend == "local":
+        if not args.dry_run:
+            ran = L.launch_local(spec, pending)
+            result["exit_codes"] = dict(ran)
+            failed = [n for n, c in ran if c != 0]
+            if failed:
+                sys.stderr.write(f"beyond: error: {len(failed)} run(s) failed: {', '.join(failed)} "
+                                 f"(logs in {spec.out}/<run>/train.log)\n")
+                code = 1
+    elif args.backend == "slurm":
+        opts = L.SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
+                              partition=args.partition, time=args.time, account=args.account,
+                              extra=tuple(args.sbatch_arg))
+        scripts = L.write_sbatch(spec, pending, opts)
+        result["scripts"] = [str(p) for p in scripts]
+        if args.test_only:
+            result["test_only"] = dict(L.submit_sbatch(spec, scripts, test_only=True))
+        elif not args.dry_run:
+            result["jobs"] = dict(L.submit_sbatch(spec, scripts))
+    else:
+        opts = L.McliOptions(image=args.image, gpus=args.gpus, cluster=args.cluster, git_repo=args.git_repo,
+                             git_ref=args.git_ref, remote_out=args.remote_out)
+        paths = L.write_mcli(spec, pending, opts)
+        for p in paths:
+            L.validate_mcli(p)
+        result["run_yamls"] = [str(p) for p in paths]
+        if not args.dry_run:
+            result["runs"] = dict(L.submit_mcli(spec, paths))
+    if args.json:
+        sys.stdout.write(dumps(result) + "\n")
+    else:
+        what = {"local": "trained", "slurm": "submitted", "mcli": "submitted"}[args.backend]
+        if args.dry_run or args.test_only:
+            what = "prepared"
+        sys.stdout.write(f"sweep {spec.name}: {len(pending)} run(s) {what}, {skipped} skipped "
+                         f"(finished or already queued) [{args.backend}]\n")
+        for key in ("jobs", "runs", "test_only"):
+            for name, value in (result.get(key) or {}).items():
+                sys.stdout.write(f"  {name}: {value}\n")
+    return code
+
+
+def _status(args) -> int:
+    from train.launch import states
+
+    spec = _spec(args)
+    rows = states(spec)
+    if args.json:
+        sys.stdout.write(dumps({"sweep": spec.name, "runs": [r.__dict__ for r in rows]}) + "\n")
+        return 0
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+        sys.stdout.write(f"{r.name:<20} {r.state:<12} {r.detail}\n")
+    sys.stdout.write(f"sweep {spec.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "\n")
+    return 0
+
+
+def _collect(args) -> int:
+    from train.sweep import collect
+
+    spec = _spec(args)
+    text, missing = collect(spec)
+    out = args.output or spec.out / "runs.csv"
+    try:
+        write_atomic(out, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    n = len(spec.runs) - missing
+    if args.json:
+        sys.stdout.write(dumps({"sweep": spec.name, "output": str(out), "runs": n, "missing": missing}) + "\n")
+    else:
+        sys.stdout.write(f"wrote {out}: {n} run(s), {missing} not finished\n")
+    return 0

@@ -1,0 +1,244 @@
+"""Sweeps: the paper's 47-run plan, local launch with kill + relaunch, a real one-node Slurm
+cluster, mcli run YAMLs checked by mcli's own loader, bad input.
+
+Needs the [train] extra (skips without it unless REQUIRE_TRAIN_EXTRA=1). The Slurm test needs
+root and Debian's slurm-wlm + munge; it skips without them unless REQUIRE_SLURM=1 (.ci/run
+installs them and sets it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+if os.environ.get("REQUIRE_TRAIN_EXTRA") == "1":
+    import llmfoundry  # noqa: F401
+else:
+    pytest.importorskip("llmfoundry", reason="the [train] extra is not installed")
+
+TABLE4 = {  # model: (batch size, ratios), Table 4
+    "mpt-150m": (160, [10, 15, 20, 30, 50, 75, 100, 250, 500, 1000, 5000, 10000]),
+    "mpt-370m": (320, [10, 15, 20, 30, 50, 75, 100, 250, 500, 1000]),
+    "mpt-750m": (480, [10, 15, 20, 30, 50, 75, 100, 250, 500]),
+    "mpt-1.3b": (960, [10, 15, 20, 30, 50, 75, 100, 250]),
+    "mpt-2.5b": (960, [10, 15, 20, 50, 100, 250, 500]),
+    "mpt-6b": (960, [20]),
+}
+SMOKE = """name: {name}
+data: stdlib
+seed: 17
+set: [model.vocab_size=1024, tokenizer.kwargs.vocab_size=1024, save_interval=50ba]
+grid:
+  - model: mpt-tiny
+    tokens_per_param: [4, 5]
+"""
+
+
+def _spec(tmp_path: Path, name: str, text: str = SMOKE) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.format(name=name))
+    return path
+
+
+@pytest.fixture(scope="module")
+def paper_plan(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("paper")
+    proc = run_cli("sweep", "plan", "paper", "--data", "s3://my-bucket/mds", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout) | {"dir": out}
+
+
+def test_paper_grid_is_table4(paper_plan):
+    runs = paper_plan["runs"]
+    assert len(runs) == 47 == paper_plan["total"]["runs"]
+    for model, (batch, ratios) in TABLE4.items():
+        mine = [r for r in runs if r["model"] == model]
+        assert sorted(r["tokens_per_param"] for r in mine) == ratios
+        for r in mine:
+            expected = 960 if (model, r["tokens_per_param"]) == ("mpt-150m", 10000) else batch
+            assert r["global_batch_size"] == expected, r["run"]
+            assert r["max_seq_len"] == 4096
+            batch_tokens = expected * 4096
+            assert r["tokens"] == r["batches"] * batch_tokens
+            assert 0 <= r["tokens"] - r["tokens_per_param"] * r["params"] < batch_tokens
+
+
+def test_paper_plan_flops_and_gpu_hours(paper_plan):
+    for r in paper_plan["runs"]:
+        assert r["flops"] == pytest.approx(6 * r["params"] * r["tokens"], rel=1e-12)
+        assert r["gpu_hours"] == pytest.approx(r["flops"] / (3.12e14 * 0.5 * 3600), rel=1e-12)  # A100 bf16, 50% MFU
+        assert r["wall_hours"] == pytest.approx(r["gpu_hours"] / 8)
+        assert r["dollars"] == pytest.approx(r["gpu_hours"] * 1.50)  # App. B.3 A100-80GB price
+    total = paper_plan["total"]
+    assert total["flops"] == pytest.approx(sum(r["flops"] for r in paper_plan["runs"]))
+    rows = list(csv.DictReader((paper_plan["dir"] / "plan.csv").open()))
+    assert len(rows) == 47 and float(rows[0]["flops"]) == pytest.approx(paper_plan["runs"][0]["flops"])
+
+
+def test_paper_run_configs_are_complete(paper_plan):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(paper_plan["dir"] / "mpt-6b-r20" / "config.yaml")
+    assert cfg.train_loader.dataset.remote == "s3://my-bucket/mds"
+    assert cfg.max_duration.endswith("ba") and cfg.scheduler.t_warmup.endswith("ba")
+    assert cfg.autoresume and cfg.save_folder.endswith("mpt-6b-r20/checkpoints")
+    assert cfg.run_name == "mpt-6b-r20" and cfg.seed == 17
+    assert cfg.callbacks.run_record.params == 6048452608
+    assert cfg.optimizer.name == "decoupled_lionw" and cfg.optimizer.weight_decay == cfg.optimizer.lr
+
+
+def test_mcli_run_yamls_pass_mcli_loader(paper_plan, tmp_path):
+    from mcli.models.run_config import FinalRunConfig, RunConfig
+
+    out = paper_plan["dir"]
+    proc = run_cli("sweep", "launch", "paper", "--data", "s3://my-bucket/mds", "--out", str(out), "--backend", "mcli",
+                   "--dry-run", "--git-repo", "example/beyond-chinchilla", "--git-ref", "main",
+                   "--remote-out", "s3://my-bucket/sweeps/paper", "--cluster", "r1z1", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    paths = json.loads(proc.stdout)["run_yamls"]
+    assert len(paths) == 47
+    final = FinalRunConfig.finalize_config(RunConfig.from_file(paths[0]))
+    assert final.compute["gpus"] == 8 and final.compute["cluster"] == "r1z1"
+    assert "composer -m beyond train /mnt/config/parameters.yaml" in final.command
+    assert final.parameters["save_folder"].startswith("s3://my-bucket/sweeps/paper/")
+    assert final.parameters["callbacks"]["run_record"]["path"].endswith("/record.json")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(Path(paths[0]).read_text().replace("image:", "imagex:"))
+    from scaling.errors import InputError
+    from train.launch import validate_mcli
+    with pytest.raises(InputError, match="mcli rejects"):
+        validate_mcli(broken)
+
+
+def test_multinode_sbatch_script(paper_plan):
+    proc = run_cli("sweep", "launch", "paper", "--data", "s3://my-bucket/mds", "--out", str(paper_plan["dir"]),
+                   "--backend", "slurm", "--dry-run", "--nodes", "4", "--gpus-per-node", "8", "--partition", "a100",
+                   "--time", "48:00:00", "--account", "lm", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    script = Path(json.loads(proc.stdout)["scripts"][0]).read_text()
+    for line in ("#SBATCH --nodes=4", "#SBATCH --gpus-per-node=8", "#SBATCH --partition=a100",
+                 "#SBATCH --time=48:00:00", "#SBATCH --account=lm", "#SBATCH --ntasks-per-node=1"):
+        assert line in script
+    assert "composer -n 8 --world_size" in script and "WORLD_SIZE=$(( SLURM_NNODES * 8 ))" in script
+    assert '--node_rank "$SLURM_NODEID"' in script and "scontrol show hostnames" in script
+    proc = subprocess.run(["bash", "-n", json.loads(proc.stdout)["scripts"][0]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_local_sweep_killed_and_relaunched(tmp_path):
+    spec, out = _spec(tmp_path, "local-smoke"), tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "beyond", "sweep", "launch", str(spec), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first, second = out / "mpt-tiny-r4" / "record.json", out / "mpt-tiny-r5" / "checkpoints" / "ep0-ba50-rank0.pt"
+    try:
+        deadline = time.time() + 400
+        while not (first.exists() and second.exists()) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert first.exists() and second.exists(), "the sweep did not reach the second run's first checkpoint"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "mpt-tiny-r5" / "record.json").exists()
+    status = run_cli("sweep", "status", str(spec), "--out", str(out), "--json")
+    states = {r["name"]: r["state"] for r in json.loads(status.stdout)["runs"]}
+    assert states == {"mpt-tiny-r4": "done", "mpt-tiny-r5": "interrupted"}
+    first_mtime = first.stat().st_mtime_ns
+    again = run_cli("sweep", "launch", str(spec), "--out", str(out), "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["pending"] == ["mpt-tiny-r5"]
+    assert first.stat().st_mtime_ns == first_mtime  # the finished run was not retrained
+    resumed = json.loads((out / "mpt-tiny-r5" / "record.json").read_text())
+    assert resumed["resumes"] == 1
+    collected = run_cli("sweep", "collect", str(spec), "--out", str(out))
+    assert collected.returncode == 0, collected.stderr
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert sorted(r["Run"] for r in rows) == ["mpt-tiny-r4", "mpt-tiny-r5"]
+    fit_input = run_cli("fit", str(out / "runs.csv"))  # the table is in beyond fit's default columns
+    assert "need at least 6" in fit_input.stderr  # (two runs are too few to fit, but they are read)
+
+
+def _slurm_available() -> bool:
+    return all(shutil.which(b) for b in ("slurmctld", "slurmd", "munged", "sbatch")) and os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    if not _slurm_available():
+        if os.environ.get("REQUIRE_SLURM") == "1":
+            pytest.fail("REQUIRE_SLURM=1 but slurm-wlm/munge are not installed or we are not root")
+        pytest.skip("Slurm (slurm-wlm, munge) not installed or not root")
+    state = tmp_path_factory.mktemp("slurm")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "slurm-local.sh"), "start", str(state)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    yield state / "slurm.conf"
+    subprocess.run(["bash", str(REPO / "scripts" / "slurm-local.sh"), "stop", str(state)], timeout=60)
+
+
+def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
+    spec, out = _spec(tmp_path, "slurm-smoke"), tmp_path / "sweep"
+    args = ["sweep", "launch", str(spec), "--out", str(out), "--backend", "slurm", "--gpus-per-node", "0",
+            "--cpus-per-task", str(os.cpu_count() or 1), "--time", "20:00"]
+    check = run_cli(*args, "--test-only", "--json")  # sbatch --test-only validates the scripts
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert all("to start at" in v for v in json.loads(check.stdout)["test_only"].values())
+    submit = run_cli(*args, "--json")
+    assert submit.returncode == 0, submit.stderr[-2000:]
+    jobs = json.loads(submit.stdout)["jobs"]
+    assert sorted(jobs) == ["mpt-tiny-r4", "mpt-tiny-r5"]
+    again = run_cli(*args, "--json")  # queued/running jobs are not submitted twice
+    assert json.loads(again.stdout)["pending"] == [] and json.loads(again.stdout)["skipped"] == 2
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = json.loads(run_cli("sweep", "status", str(spec), "--out", str(out), "--json").stdout)
+        states = {r["name"]: r["state"] for r in status["runs"]}
+        if set(states.values()) <= {"done", "failed"}:
+            break
+        time.sleep(2)
+    assert states == {"mpt-tiny-r4": "done", "mpt-tiny-r5": "done"}, status
+    collected = run_cli("sweep", "collect", str(spec), "--out", str(out), "--json")
+    assert json.loads(collected.stdout)["runs"] == 2
+    for name, job in jobs.items():
+        log = (out / name / f"slurm-{job}.out").read_text()
+        assert "trained;" in log  # the job itself ran `beyond train` under Composer's launcher
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("name: x\ndata: stdlib\ngrid:\n  - {model: mpt-7b, tokens_per_param: [20]}\n", "unknown model size"),
+    ("name: x\ndata: stdlib\ngrid:\n  - {model: mpt-tiny, tokens_per_param: [20, 20]}\n", "duplicate run mpt-tiny-r20"),
+    ("name: x\ndata: stdlib\ngrid:\n  - {model: mpt-tiny, tokens_per_param: [10]}\n  - {model: mpt-tiny, tokens_per_param: 10}\n",
+     "duplicate run"),
+    ("name: x\ndata: stdlib\ngrid:\n  - {model: mpt-tiny, tokens_per_param: [0]}\n", "must be positive"),
+    ("name: x\ndata: stdlib\ngrid:\n  - {model: mpt-tiny, tokens_per_param: [-3]}\n", "must be positive"),
+    ("name: x\ngrid: [\n", "cannot read YAML"),
+])
+def test_bad_specs(tmp_path, text, needle):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    proc = run_cli("sweep", "plan", str(spec), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("beyond")]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "plan.csv").exists()
+
+
+def test_bad_backend_and_unwritable_output(tmp_path):
+    spec = _spec(tmp_path, "x")
+    proc = run_cli("sweep", "launch", str(spec), "--backend", "kubernetes")
+    assert proc.returncode == 2 and "invalid choice: 'kubernetes'" in proc.stderr and "Traceback" not in proc.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = run_cli("sweep", "plan", str(spec), "--out", str(blocker / "sweep"))
+    assert proc.returncode == 2 and "cannot write to output folder" in proc.stderr and "Traceback" not in proc.stderr

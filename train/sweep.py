@@ -1,0 +1,218 @@
+"""Sweep specs (``yamls/sweeps/*.yaml``: model sizes x tokens/param ratios) and their plans.
+
+A plan writes one resolved llm-foundry YAML per run (``<out>/<run>/config.yaml``, runnable as is by
+``beyond train`` or llm-foundry) and a plan table (``<out>/plan.csv``): params, tokens, training
+FLOPs (6·N·D), GPU-hours, wall-clock hours and dollars at a given GPU type, count, MFU and price.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from beyond.output import write_atomic
+from scaling.errors import InputError
+from scaling.law import training_flops
+from scaling.optimal import PEAK_FLOPS, PRICE_PER_HOUR
+from train.config import RunPlan, build_run, load_yaml
+from train.zoo import model_yaml
+
+RUN_COLUMNS = ("run", "model", "params", "tokens_per_param", "tokens", "global_batch_size", "max_seq_len",
+               "batches", "flops", "gpu_hours", "wall_hours", "dollars", "run_dir")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: a zoo model (or YAML), a ratio and its own overrides."""
+
+    name: str
+    model: str
+    tokens_per_param: float
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep spec. ``out`` holds one folder per run, named after the run."""
+
+    name: str
+    path: Path
+    out: Path
+    data: str | None
+    seed: int
+    runs: list[SweepRun] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Throughput assumptions for the estimates: GPU type, GPUs per run, MFU, $/GPU-hour."""
+
+    gpu: str = "a100-80"
+    gpus: int = 8
+    mfu: float = 0.5
+    price: float | None = None
+    dtype: str = "bf16"
+
+    def __post_init__(self):
+        if self.gpu not in PEAK_FLOPS:
+            raise InputError(f"unknown GPU {self.gpu!r}; known: {', '.join(PEAK_FLOPS)}")
+        if not 0 < self.mfu <= 1:
+            raise InputError(f"MFU must be in (0, 1], got {self.mfu}")
+        if self.gpus < 1:
+            raise InputError(f"GPUs per run must be at least 1, got {self.gpus}")
+        if self.price is not None and not self.price > 0:
+            raise InputError(f"price must be positive, got {self.price}")
+
+    @property
+    def flops_per_gpu_hour(self) -> float:
+        return PEAK_FLOPS[self.gpu][self.dtype] * self.mfu * 3600.0
+
+    @property
+    def dollars_per_gpu_hour(self) -> float:
+        return self.price if self.price is not None else PRICE_PER_HOUR[self.gpu]
+
+
+def run_name(model: str, ratio: float) -> str:
+    """``mpt-150m-r10``: model stem and ratio (``%g``)."""
+    return f"{model_label(model)}-r{ratio:g}"
+
+
+def model_label(model: str) -> str:
+    """``mpt-1.3b`` for a zoo name, the file stem for a YAML path."""
+    name = Path(model).name
+    return Path(name).stem if Path(name).suffix in (".yaml", ".yml") else name
+
+
+def load_spec(path: str | Path, out: str | Path | None = None, data: str | None = None) -> SweepSpec:
+    """Read and check a sweep spec: known models, ratios > 0, no duplicate runs."""
+    path = Path(path)
+    cfg = OmegaConf.to_container(load_yaml(path), resolve=True)
+    unknown = set(cfg) - {"name", "data", "out", "seed", "set", "grid"}
+    if unknown:
+        raise InputError(f"sweep {path}: unknown keys {', '.join(sorted(unknown))}")
+    name = str(cfg.get("name") or path.stem)
+    common = _overrides(cfg.get("set"), f"sweep {path}: set")
+    seed = cfg.get("seed", 17)
+    if not isinstance(seed, int):
+        raise InputError(f"sweep {path}: seed must be an integer")
+    grid = cfg.get("grid")
+    if not isinstance(grid, list) or not grid:
+        raise InputError(f"sweep {path}: grid must be a non-empty list of {{model, tokens_per_param}}")
+    runs: list[SweepRun] = []
+    seen: dict[str, SweepRun] = {}
+    for i, entry in enumerate(grid):
+        where = f"sweep {path}: grid[{i}]"
+        if not isinstance(entry, dict) or "model" not in entry or "tokens_per_param" not in entry:
+            raise InputError(f"{where} needs model and tokens_per_param")
+        model = str(entry["model"])
+        model_yaml(model)  # unknown size -> one clear error
+        ratios = entry["tokens_per_param"]
+        ratios = ratios if isinstance(ratios, list) else [ratios]
+        extra = _overrides(entry.get("set"), f"{where}: set")
+        for ratio in ratios:
+            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (ratio > 0 and math.isfinite(ratio)):
+                raise InputError(f"{where}: tokens_per_param must be positive numbers, got {ratio!r}")
+            run = SweepRun(run_name(model, ratio), model, float(ratio), tuple(common + extra))
+            if run.name in seen:
+                raise InputError(f"{where}: duplicate run {run.name}")
+            seen[run.name] = run
+            runs.append(run)
+    out_dir = Path(out) if out is not None else Path(cfg.get("out") or Path("sweeps") / name)
+    return SweepSpec(name, path, out_dir, data if data is not None else cfg.get("data"), seed, runs)
+
+
+def _overrides(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
+        raise InputError(f"{where} must be a list of KEY=VALUE strings")
+    return list(value)
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and make sure files can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
+
+
+def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None) -> list[dict]:
+    """Resolve every run (writing ``<out>/<run>/config.yaml``) and return the plan rows."""
+    if spec.data is None:
+        raise InputError(f"sweep {spec.name} has no data: set data: in {spec.path} or pass --data")
+    check_writable(spec.out)
+    plans: list[tuple[SweepRun, RunPlan]] = []
+    for run in spec.runs:
+        plan = build_run(run.model, spec.out / run.name, tokens_per_param=run.tokens_per_param, data=spec.data,
+                         cache_dir=spec.out / ".cache", run_name=run.name,
+                         overrides=[f"variables.global_seed={spec.seed}", *run.overrides])
+        plans.append((run, plan))
+        if progress is not None:
+            progress(1)
+    rows = [_row(run, plan, hardware) for run, plan in plans]
+    for _run, plan in plans:  # write configs only once every run resolved: no half-written plan
+        write_atomic(plan.run_dir / "config.yaml", OmegaConf.to_yaml(plan.config))
+    write_atomic(spec.out / "plan.csv", plan_csv(rows))
+    return rows
+
+
+def _row(run: SweepRun, plan: RunPlan, hw: Hardware) -> dict:
+    cfg = plan.config
+    flops = float(training_flops(plan.params, plan.tokens))
+    gpu_hours = flops / hw.flops_per_gpu_hour
+    return {
+        "run": run.name, "model": model_label(run.model), "params": plan.params,
+        "tokens_per_param": run.tokens_per_param, "tokens": plan.tokens,
+        "global_batch_size": int(cfg.global_train_batch_size), "max_seq_len": int(cfg.max_seq_len),
+        "batches": plan.batches, "flops": flops, "gpu_hours": gpu_hours, "wall_hours": gpu_hours / hw.gpus,
+        "dollars": gpu_hours * hw.dollars_per_gpu_hour, "run_dir": str(plan.run_dir),
+    }
+
+
+def plan_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RUN_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def totals(rows: list[dict]) -> dict:
+    """Sums over the plan: runs, tokens, FLOPs, GPU-hours, dollars."""
+    return {"runs": len(rows), **{k: float(sum(r[k] for r in rows)) for k in ("tokens", "flops", "gpu_hours", "dollars")}}
+
+
+PAPER_COLUMNS = ("Model Name", "Parameters", "Tokens/Params", "Tokens", "Batch Size", "Smoothed Loss")
+EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes")
+
+
+def collect(spec: SweepSpec) -> tuple[str, int]:
+    """The runs table of the finished runs (one row per run of the spec, in spec order), with the
+    paper's trainingresults.csv columns first; returns (CSV text, number of runs missing)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PAPER_COLUMNS + EXTRA_COLUMNS)
+    missing = 0
+    for run in spec.runs:
+        path = spec.out / run.name / "record.json"
+        if not path.is_file():
+            missing += 1
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"run record {path} is unreadable: {exc}") from None
+        writer.writerow([rec.get("model", model_label(run.model)), rec["params"], f"{rec['tokens_per_param']:.6g}",
+                         rec["tokens"], rec.get("global_train_batch_size", ""), repr(float(rec["smoothed_loss"])),
+                         run.name, rec.get("flops", ""), rec.get("wall_time_s", ""), rec.get("resumes", "")])
+    return buf.getvalue(), missing
