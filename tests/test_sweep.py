@@ -47,7 +47,7 @@ grid:
 
 def _spec(tmp_path: Path, name: str, text: str = SMOKE) -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(text.format(name=name))
+    path.write_text(text.replace("{name}", name))
     return path
 
 
@@ -96,6 +96,19 @@ def test_paper_run_configs_are_complete(paper_plan):
     assert cfg.run_name == "mpt-6b-r20" and cfg.seed == 17
     assert cfg.callbacks.run_record.params == 6048452608
     assert cfg.optimizer.name == "decoupled_lionw" and cfg.optimizer.weight_decay == cfg.optimizer.lr
+
+
+def test_spec_loggers_reach_every_run(tmp_path):
+    from train.sweep import Hardware, load_spec, plan_sweep
+
+    spec = _spec(tmp_path, "logged", SMOKE + "loggers: {wandb: {project: beyond, mode: offline}}\n")
+    plan = load_spec(spec, out=tmp_path / "out")
+    plan_sweep(plan, Hardware())
+    from omegaconf import OmegaConf
+
+    for run in ("mpt-tiny-r4", "mpt-tiny-r5"):
+        cfg = OmegaConf.load(tmp_path / "out" / run / "config.yaml")
+        assert cfg.loggers.wandb.project == "beyond" and cfg.run_name == run
 
 
 def test_mcli_run_yamls_pass_mcli_loader(paper_plan, tmp_path):

@@ -63,6 +63,7 @@ def build_run(
     overrides: list[str] | None = None,
     run_name: str | None = None,
     corpus_bytes: int = DEFAULT_CORPUS_BYTES,
+    loggers: dict | None = None,
 ) -> RunPlan:
     """Resolve a model YAML + ratio + data into a runnable llm-foundry config (tokenising the
     data and training a local tokenizer first if needed).
@@ -153,6 +154,8 @@ def build_run(
         },
     }
     container["callbacks"] = callbacks
+    if loggers:
+        container["loggers"] = {**(container.get("loggers") or {}), **loggers}
     return RunPlan(OmegaConf.create(container), run_dir, params, batches, tokens)
 
 

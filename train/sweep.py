@@ -47,6 +47,7 @@ class SweepSpec:
     data: str | None
     seed: int
     runs: list[SweepRun] = field(default_factory=list)
+    loggers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def load_spec(path: str | Path, out: str | Path | None = None, data: str | None 
     """Read and check a sweep spec: known models, ratios > 0, no duplicate runs."""
     path = Path(path)
     cfg = OmegaConf.to_container(load_yaml(path), resolve=True)
-    unknown = set(cfg) - {"name", "data", "out", "seed", "set", "grid"}
+    unknown = set(cfg) - {"name", "data", "out", "seed", "set", "grid", "loggers"}
     if unknown:
         raise InputError(f"sweep {path}: unknown keys {', '.join(sorted(unknown))}")
     name = str(cfg.get("name") or path.stem)
@@ -123,8 +124,11 @@ def load_spec(path: str | Path, out: str | Path | None = None, data: str | None 
                 raise InputError(f"{where}: duplicate run {run.name}")
             seen[run.name] = run
             runs.append(run)
+    loggers = cfg.get("loggers") or {}
+    if not isinstance(loggers, dict):
+        raise InputError(f"sweep {path}: loggers must be a mapping of llm-foundry loggers (e.g. {{wandb: {{project: p}}}})")
     out_dir = Path(out) if out is not None else Path(cfg.get("out") or Path("sweeps") / name)
-    return SweepSpec(name, path, out_dir, data if data is not None else cfg.get("data"), seed, runs)
+    return SweepSpec(name, path, out_dir, data if data is not None else cfg.get("data"), seed, runs, loggers)
 
 
 def _overrides(value, where: str) -> list[str]:
@@ -154,7 +158,7 @@ def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None) -> list[dict]
     plans: list[tuple[SweepRun, RunPlan]] = []
     for run in spec.runs:
         plan = build_run(run.model, spec.out / run.name, tokens_per_param=run.tokens_per_param, data=spec.data,
-                         cache_dir=spec.out / ".cache", run_name=run.name,
+                         cache_dir=spec.out / ".cache", run_name=run.name, loggers=spec.loggers,
                          overrides=[f"variables.global_seed={spec.seed}", *run.overrides])
         plans.append((run, plan))
         if progress is not None:
