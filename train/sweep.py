@@ -197,7 +197,9 @@ def totals(rows: list[dict]) -> dict:
 
 
 PAPER_COLUMNS = ("Model Name", "Parameters", "Tokens/Params", "Tokens", "Batch Size", "Smoothed Loss")
-EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes")
+GAUNTLET_COLUMNS = ("world_knowledge", "reading_comprehension", "language_understanding", "commonsense_reasoning",
+                    "symbolic_problem_solving", "core_average")
+EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes", "Gauntlet Partial")
 
 
 def collect(spec: SweepSpec) -> tuple[str, int]:
@@ -205,7 +207,7 @@ def collect(spec: SweepSpec) -> tuple[str, int]:
     paper's trainingresults.csv columns first; returns (CSV text, number of runs missing)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PAPER_COLUMNS + EXTRA_COLUMNS)
+    writer.writerow(PAPER_COLUMNS + tuple(f"eval_gauntlet/{c}" for c in GAUNTLET_COLUMNS) + EXTRA_COLUMNS)
     missing = 0
     for run in spec.runs:
         path = spec.out / run.name / "record.json"
@@ -218,5 +220,26 @@ def collect(spec: SweepSpec) -> tuple[str, int]:
             raise InputError(f"run record {path} is unreadable: {exc}") from None
         writer.writerow([rec.get("model", model_label(run.model)), rec["params"], f"{rec['tokens_per_param']:.6g}",
                          rec["tokens"], rec.get("global_train_batch_size", ""), repr(float(rec["smoothed_loss"])),
-                         run.name, rec.get("flops", ""), rec.get("wall_time_s", ""), rec.get("resumes", "")])
+                         *_gauntlet_cells(rec),
+                         run.name, rec.get("flops", ""), rec.get("wall_time_s", ""), rec.get("resumes", ""),
+                         _gauntlet_partial(rec)])
     return buf.getvalue(), missing
+
+
+def _gauntlet_cells(rec: dict) -> list:
+    """Category and core averages from a record's ``gauntlet`` (blank where not evaluated)."""
+    g = rec.get("gauntlet") or {}
+    cats, avgs = g.get("categories", {}), g.get("averages", {})
+    cells = []
+    for name in GAUNTLET_COLUMNS:
+        entry = avgs.get(name) if name in avgs else cats.get(name)
+        value = (entry or {}).get("average")
+        cells.append("" if value is None else repr(float(value)))
+    return cells
+
+
+def _gauntlet_partial(rec: dict):
+    g = rec.get("gauntlet")
+    if not g:
+        return ""
+    return any(v.get("partial") for v in list(g.get("categories", {}).values()) + list(g.get("averages", {}).values()))

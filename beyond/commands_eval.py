@@ -1,0 +1,95 @@
+"""``beyond eval``: the Gauntlet on a checkpoint; ``beyond analyze``: loss vs Gauntlet average."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from beyond.output import dumps
+from scaling.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="evaluate a checkpoint on the Evaluation Gauntlet",
+        description="Run the Gauntlet's ICL tasks (llm-foundry's evaluators) on a run folder, a Composer checkpoint "
+        "of one, or a Hugging Face model folder; write per-task accuracy, category averages (baseline subtracted, "
+        "rescaled, tasks weighted equally) and the core average to <run>/eval/gauntlet.json and the run record. "
+        "Missing data files exclude their task and mark its category partial. Reruns skip finished tasks.")
+    p.add_argument("target", help="run folder, Composer checkpoint (.pt) or Hugging Face model folder")
+    p.add_argument("--gauntlet", help="Gauntlet YAML (llm-foundry format; default yamls/eval/gauntlet-paper.yaml)")
+    p.add_argument("--data-dir", help="Gauntlet data (llm-foundry local_data layout; default $GAUNTLET_DATA_DIR)")
+    p.add_argument("--tasks", help="comma-separated task subset, e.g. copa,winograd")
+    p.add_argument("--categories", help="comma-separated category subset, e.g. commonsense_reasoning")
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples of each task (smoke tests)")
+    p.add_argument("--batch-size", type=int, default=4, help="examples per batch (default 4)")
+    p.add_argument("--max-seq-len", type=int, help="context length for evaluation (default: the model's training "
+                   "length; ALiBi models extrapolate, so tiny CPU models can read long few-shot prompts)")
+    p.add_argument("--device", choices=("cpu", "gpu"), help="default: gpu if available")
+    p.add_argument("--out", type=Path, help="results folder (default <run>/eval)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(handler=_eval)
+
+    a = sub.add_parser("analyze", help="loss vs Gauntlet average (the paper's Fig. 3c), with correlations",
+                       description="Read a runs table (CSV with the paper's columns: Smoothed Loss and "
+                       "eval_gauntlet/core_average, as `beyond sweep collect` writes) and print the Pearson and "
+                       "Spearman correlation of loss and Gauntlet average; --plot writes the scatter as PNG.")
+    a.add_argument("runs", type=Path, help="runs CSV")
+    a.add_argument("--loss-col", default="Smoothed Loss")
+    a.add_argument("--score-col", default="eval_gauntlet/core_average")
+    a.add_argument("--group-col", default="Model Name", help="colour points by this column (default Model Name)")
+    a.add_argument("--plot", type=Path, help="write the scatter plot here (PNG)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=_analyze)
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _eval(args) -> int:
+    from eval.evaluate import evaluate, resolve_target
+    from eval.gauntlet import check_data, data_dir, load_gauntlet, select
+
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    target = resolve_target(Path(args.target), args.out, args.max_seq_len)
+    gauntlet = select(load_gauntlet(args.gauntlet), _csv_list(args.tasks), _csv_list(args.categories))
+    gauntlet = check_data(gauntlet, data_dir(args.data_dir))
+    for label, why in gauntlet.missing.items():
+        if "not selected" not in why:
+            sys.stderr.write(f"beyond: warning: task {label} excluded ({why.split(': ', 1)[1]}); its category is partial\n")
+    if not gauntlet.tasks:
+        raise InputError("no task left to evaluate (all selected tasks lack data files)")
+    results = evaluate(gauntlet, target, limit=args.limit, batch_size=args.batch_size, device=args.device)
+    if args.json:
+        sys.stdout.write(dumps(results) + "\n")
+        return 0
+    lines = [f"{'task':<30} {'type':<29} {'shots':>5} {'examples':>8} {'accuracy':>8}"]
+    for label, r in results["tasks"].items():
+        lines.append(f"{label:<30} {r['icl_task_type']:<29} {r['num_fewshot']:>5} {r['examples']:>8} {r['accuracy']:>8.3f}")
+    lines.append("")
+    for cat, c in results["categories"].items():
+        avg = "n/a" if c["average"] is None else f"{c['average']:+.4f}"
+        flag = f"  PARTIAL: missing {', '.join(c['missing'])}" if c["partial"] else ""
+        lines.append(f"{cat:<30} {avg}{flag}")
+    for name, a in results["averages"].items():
+        avg = "n/a" if a["average"] is None else f"{a['average']:+.4f}"
+        lines.append(f"{name:<30} {avg}{'  PARTIAL' if a['partial'] else ''}")
+    lines.append(f"written to {Path(args.out or '') if args.out else 'the run folder'}: gauntlet.json")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _analyze(args) -> int:
+    from eval.analysis import loss_vs_score
+
+    result = loss_vs_score(args.runs, args.loss_col, args.score_col, args.group_col, args.plot)
+    if args.json:
+        sys.stdout.write(dumps(result) + "\n")
+    else:
+        sys.stdout.write(f"{result['n']} runs: Pearson r = {result['pearson_r']:.4f}, "
+                         f"Spearman rho = {result['spearman_rho']:.4f} (loss vs {args.score_col})\n")
+        if args.plot:
+            sys.stdout.write(f"wrote {args.plot}\n")
+    return 0
