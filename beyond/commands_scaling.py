@@ -29,6 +29,8 @@ def _quality_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--like-params", type=quantity, metavar="N",
                    help="target the loss of a Chinchilla-style model of N params (e.g. 7B)")
     p.add_argument("--coefficients", metavar="SET_OR_FILE", help=COEFF_HELP)
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also show how the answer moves with inference demand x0.1..x10 (and, for cost, MFU/price)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -110,6 +112,17 @@ def _cmd_optimize_compute(args) -> int:
         "params_ratio": float(opt.params / ref.params),
         "tokens_ratio": float(opt.tokens / ref.tokens),
     }
+
+    def answer(c, d=demand):
+        t = _target_loss(args, c)
+        o, r = compute_optimal(c, t, d), chinchilla_style(c, t)
+        return {"params": float(o.params), "tokens": float(o.tokens),
+                "ratio": float(total_flops(o.params, o.tokens, d) / total_flops(r.params, r.tokens, d))}
+
+    _add_uncertainty(args, result, answer, "flops", (opt.params, opt.tokens), (ref.params, ref.tokens))
+    if args.sensitivity:
+        result["sensitivity"] = [{"inference_tokens": demand * m, "demand_multiplier": m,
+                                  **answer(coeffs, demand * m)} for m in DEMAND_MULTIPLIERS]
     _print_choice(args, result, "flops", "FLOPs")
     return 0
 
@@ -153,8 +166,55 @@ def _cmd_optimize_cost(args) -> int:
         "params_ratio": float(opt.params / ref.params),
         "tokens_ratio": float(opt.tokens / ref.tokens),
     }
+
+    def answer(c, d=demand, st=settings):
+        t = _target_loss(args, c)
+        o, r = cost_optimal(c, t, st, d), chinchilla_style(c, t)
+        return {"params": float(o.params), "tokens": float(o.tokens),
+                "ratio": float(total_cost(st, d, o.params, o.tokens) / total_cost(st, d, r.params, r.tokens))}
+
+    _add_uncertainty(args, result, answer, "cost", (opt.params, opt.tokens), (ref.params, ref.tokens))
+    if args.sensitivity:
+        import dataclasses
+
+        rows = [{"change": f"requests x{m:g}", **answer(coeffs, InferenceDemand(args.requests * m, args.input_tokens,
+                                                                                 args.output_tokens))}
+                for m in DEMAND_MULTIPLIERS]
+        for field, label in (("generation_mfu", "generation MFU"), ("train_mfu", "training MFU")):
+            for m in (0.5, 2.0):
+                value = getattr(settings, field) * m
+                if value <= 1:
+                    rows.append({"change": f"{label} x{m:g}",
+                                 **answer(coeffs, st=dataclasses.replace(settings, **{field: value}))})
+        price = settings.as_dict().get("inference_price_per_hour")
+        for m in (0.5, 2.0):
+            if price:
+                rows.append({"change": f"inference price x{m:g}",
+                             **answer(coeffs, st=dataclasses.replace(settings, inference_price_per_hour=price * m))})
+        result["sensitivity"] = rows
     _print_choice(args, result, "cost", "$")
     return 0
+
+
+DEMAND_MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def _add_uncertainty(args, result: dict, answer, key: str, recommended, reference) -> None:
+    """With a fit file holding bootstrap sets: the answer's interval over them."""
+    from scaling.uncertainty import bootstrap_sets, summarise
+
+    sets = bootstrap_sets(args.coefficients)
+    if not sets:
+        return
+    per_set = []
+    for c in sets:
+        try:
+            per_set.append(answer(c))
+        except InputError:  # the target is below that set's floor E
+            per_set.append(None)
+    result["uncertainty"] = summarise(result, per_set, key, recommended, reference, sets)
+    if "warning" in result["uncertainty"]:
+        sys.stderr.write(f"beyond: warning: {result['uncertainty']['warning']}\n")
 
 
 def _print_choice(args, result: dict, key: str, unit: str) -> None:
@@ -170,6 +230,21 @@ def _print_choice(args, result: dict, key: str, unit: str) -> None:
               f"{human(m[key], unit):>16}")
     print(f"optimal / Chinchilla-style: {key} x{ratio:.4f} ({(1 - ratio) * 100:.1f}% saved), "
           f"params x{result['params_ratio']:.3f}, tokens x{result['tokens_ratio']:.3f}")
+    u = result.get("uncertainty")
+    if u:
+        lo, hi = u["percentiles"]
+        print(f"over {u['n_sets'] - u['n_unreachable']} bootstrap sets ({lo:g}th-{hi:g}th percentile): params "
+              f"{human(u['optimal_params'][0])}-{human(u['optimal_params'][1])}, tokens {human(u['optimal_tokens'][0])}-"
+              f"{human(u['optimal_tokens'][1])}, {key} ratio {u[key + '_ratio'][0]:.4f}-{u[key + '_ratio'][1]:.4f}; "
+              f"the recommended model is at least as good as the Chinchilla-style one under "
+              f"{u['p_recommended_at_least_as_good'] * 100:.0f}% of them"
+              + (f"; target unreachable under {u['n_unreachable']}" if u["n_unreachable"] else ""))
+    if result.get("sensitivity"):
+        print("sensitivity:")
+        for row in result["sensitivity"]:
+            label = row.get("change") or f"inference tokens x{row['demand_multiplier']:g}"
+            print(f"  {label:<26}{human(row['params']):>10}{human(row['tokens']):>10}{row['tokens'] / row['params']:>10.1f}"
+                  f"   {key} ratio {row['ratio']:.4f}")
 
 
 # --- fit ---------------------------------------------------------------------------------------
@@ -261,6 +336,8 @@ def _register_law(sub) -> None:
     p.add_argument("--loss", type=float, metavar="L")
     p.add_argument("--chinchilla", action="store_true", help="the model is Chinchilla-style (compute-optimal)")
     p.add_argument("--coefficients", metavar="SET_OR_FILE", help=COEFF_HELP)
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also show how the answer moves with inference demand x0.1..x10 (and, for cost, MFU/price)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_law)
 

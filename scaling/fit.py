@@ -80,19 +80,27 @@ class HuberProblem:
     log_loss: np.ndarray
     delta: float = DEFAULT_DELTA
 
-    def value_and_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Objective and analytic gradient for a batch theta[S, 5] of (alpha, beta, e, a, b)."""
+    def value_and_grad(self, theta: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Objective and analytic gradient for a batch theta[S, 5] of (alpha, beta, e, a, b).
+
+        ``weights[S, n]`` (optional) weighs each run's Huber term per row: a bootstrap resample
+        is the same runs with multinomial counts as weights, so many resamples fit in one batch.
+        """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         f = np.empty(theta.shape[0])
         grad = np.empty_like(theta)
         blocks = [slice(i, i + _CHUNK_ROWS) for i in range(0, theta.shape[0], _CHUNK_ROWS)]
+
+        def run(sl):
+            self._block(theta[sl], f[sl], grad[sl], None if weights is None else weights[sl])
+
         if len(blocks) > 2:  # numpy releases the GIL inside ufuncs: blocks run on all cores
-            list(_pool().map(lambda sl: self._block(theta[sl], f[sl], grad[sl]), blocks))
+            list(_pool().map(run, blocks))
         else:
-            self._block(theta, f, grad)
+            run(slice(None))
         return f, grad
 
-    def _block(self, theta: np.ndarray, f_out: np.ndarray, g_out: np.ndarray) -> None:
+    def _block(self, theta: np.ndarray, f_out: np.ndarray, g_out: np.ndarray, w: np.ndarray | None = None) -> None:
         x, y, delta = self.log_params, self.log_tokens, self.delta
         alpha, beta, e, a, b = (theta[:, k : k + 1] for k in range(5))
         t1, t2, s, r, c = _work_buffers(theta.shape[0], x.size)
@@ -114,7 +122,13 @@ class HuberProblem:
         r -= self.log_loss
         np.clip(r, -delta, delta, out=c)
         # Huber = c (r - c/2) with c = clip(r, -delta, delta)
-        f_out[:] = np.einsum("ij,ij->i", c, r) - 0.5 * np.einsum("ij,ij->i", c, c)
+        if w is None:
+            f_out[:] = np.einsum("ij,ij->i", c, r) - 0.5 * np.einsum("ij,ij->i", c, c)
+        else:
+            r -= 0.5 * c
+            r *= c
+            f_out[:] = np.einsum("ij,ij->i", r, w)
+            c *= w
         np.divide(c, s, out=c)  # d lse / d(term k) = t_k / s
         t1 *= c
         t2 *= c
@@ -152,6 +166,7 @@ def batched_lbfgs(
     max_iter: int = 500,
     ftol: float = 1e-10,
     gtol: float = 1e-9,
+    row_data: np.ndarray | None = None,
 ) -> BatchResult:
     """Minimise from every start at once with L-BFGS (numpy, no per-start Python loop).
 
@@ -160,10 +175,23 @@ def batched_lbfgs(
     own backtracking Armijo line search. A start stops when the relative decrease of its
     objective is <= ``ftol``, its largest gradient entry is <= ``gtol``, or its line search
     fails; the working arrays are compacted as starts stop.
+
+    ``row_data[S, ...]`` (optional) is per-start data passed along as
+    ``value_and_grad(theta, row_data[rows])`` (the bootstrap's run weights).
     """
     S, P = starts.shape
+    if row_data is not None:
+        plain = value_and_grad
+
+        def value_and_grad(theta, rows):  # noqa: F811 - rows select the per-start data
+            return plain(theta, row_data[rows])
+    else:
+        plain = value_and_grad
+
+        def value_and_grad(theta, rows):  # noqa: F811
+            return plain(theta)
     out_x = starts.astype(np.float64).copy()
-    out_f, g = value_and_grad(out_x)
+    out_f, g = value_and_grad(out_x, np.arange(S))
     out_iters = np.zeros(S, dtype=np.int64)
     out_conv = np.zeros(S, dtype=bool)
     idx = np.flatnonzero(np.isfinite(out_f))
@@ -186,14 +214,14 @@ def batched_lbfgs(
         if k == 0:
             step = np.minimum(1.0, 1.0 / np.maximum(np.abs(d).max(axis=1), 1e-300))
         x_new = x + step[:, None] * d
-        f_new, g_new = value_and_grad(x_new)
+        f_new, g_new = value_and_grad(x_new, idx)
         todo = np.flatnonzero(~(f_new <= f + 1e-4 * step * slope))
         for _ in range(40):
             if not todo.size:
                 break
             step[todo] *= 0.25
             xt = x[todo] + step[todo, None] * d[todo]
-            ft, gt = value_and_grad(xt)
+            ft, gt = value_and_grad(xt, idx[todo])
             x_new[todo], f_new[todo], g_new[todo] = xt, ft, gt
             todo = todo[~(ft <= f[todo] + 1e-4 * step[todo] * slope[todo])]
         failed = np.zeros(idx.size, dtype=bool)
@@ -336,6 +364,9 @@ def _summarise(result: BatchResult, shift, n_runs: int, delta: float, name: str)
     )
 
 
+BOOTSTRAP_STARTS = 16  # distinct optima of the full-data grid fit used as starts for every resample
+
+
 def bootstrap_fits(
     params: np.ndarray,
     tokens: np.ndarray,
@@ -346,21 +377,51 @@ def bootstrap_fits(
     delta: float = DEFAULT_DELTA,
     starts: np.ndarray | None = None,
     progress=None,
+    n_starts: int = BOOTSTRAP_STARTS,
 ) -> list[dict[str, float]]:
-    """Refit on ``n_resamples`` resamples of the runs (with replacement, seeded)."""
+    """Refit on ``n_resamples`` resamples of the runs (with replacement, seeded).
+
+    A resample is the same runs with multinomial counts as weights, so all resamples are fitted
+    in one batched L-BFGS. Each starts from the ``n_starts`` best distinct optima that the full
+    grid reached on all the runs (rather than from all 4,500 grid points again): a resample's
+    optimum lies in one of those basins, and this is what makes 1,000 resamples take seconds.
+    """
+    params, tokens, losses = (np.asarray(v, dtype=np.float64) for v in (params, tokens, losses))
+    problem, shift = _centred_problem(params, tokens, losses, delta)
+    grid = standard_grid() if starts is None else np.asarray(starts, dtype=np.float64)
+    full = batched_lbfgs(problem.value_and_grad, _to_centred(grid, shift))
+    basins = _distinct_best(full.theta, full.objective, n_starts)
     rng = np.random.default_rng(seed)
     n = len(params)
+    counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_resamples)])
+    k = basins.shape[0]
+    result = batched_lbfgs(problem.value_and_grad, np.tile(basins, (n_resamples, 1)),
+                           row_data=np.repeat(counts.astype(np.float64), k, axis=0))
+    objective = np.where(np.isfinite(result.objective), result.objective, np.inf).reshape(n_resamples, k)
+    best = objective.argmin(axis=1)
+    theta = _from_centred(result.theta.reshape(n_resamples, k, 5)[np.arange(n_resamples), best], shift)
     sets = []
     for i in range(n_resamples):
-        pick = rng.integers(0, n, size=n)
-        fit = fit_law(params[pick], tokens[pick], losses[pick], delta=delta, starts=starts,
-                      name=f"bootstrap-{i}")
-        c = fit.coefficients
-        sets.append({"A": c.A, "B": c.B, "E": c.E, "alpha": c.alpha, "beta": c.beta,
-                     "objective": fit.objective})
-        if progress is not None:
-            progress(1)
+        alpha, beta, e, a, b = theta[i]
+        sets.append({"A": float(np.exp(a)), "B": float(np.exp(b)), "E": float(np.exp(e)), "alpha": float(alpha),
+                     "beta": float(beta), "objective": float(objective[i, best[i]])})
+    if progress is not None:
+        progress(n_resamples)
     return sets
+
+
+def _distinct_best(theta: np.ndarray, objective: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` final points with the lowest objectives, one per distinct optimum."""
+    order = np.argsort(np.where(np.isfinite(objective), objective, np.inf))
+    picked: list[np.ndarray] = []
+    for i in order:
+        if not np.isfinite(objective[i]):
+            break
+        if all(np.max(np.abs(theta[i] - p)) > 1e-3 for p in picked):
+            picked.append(theta[i])
+            if len(picked) == k:
+                break
+    return np.array(picked)
 
 
 def bootstrap_intervals(sets: list[dict[str, float]], level: float = 0.95) -> dict[str, list[float]]:

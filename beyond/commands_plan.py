@@ -1,0 +1,113 @@
+"""``beyond plan``: the run to launch for a quality target and an inference demand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from beyond.cli import quantity
+from beyond.output import dumps, human
+from scaling.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="turn the inference-aware optimum into a run to launch (shape, YAML, launch files)",
+        description="Find the inference-aware optimal (params, tokens) for a target loss and a demand, pick the "
+        "closest model shape of the paper's Table 4 family, and write its llm-foundry YAML and launch files (the "
+        "sweep backends) with GPU-hour and dollar estimates. Launch with `beyond sweep launch OUT/sweep.yaml`.")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--loss", type=float, help="target pre-training loss (nats/token)")
+    q.add_argument("--like-params", type=quantity, metavar="N",
+                   help="the quality of an N-param model (trained Chinchilla-style, or on --like-tokens)")
+    p.add_argument("--like-tokens", type=quantity, metavar="D", help="with --like-params: trained on D tokens")
+    d = p.add_mutually_exclusive_group(required=True)
+    d.add_argument("--inference-tokens", type=quantity, metavar="T", help="lifetime inference tokens (minimise FLOPs)")
+    d.add_argument("--requests", type=quantity, metavar="R", help="lifetime requests (minimise dollars, paper Eq. 6)")
+    p.add_argument("--input-tokens", type=float, default=70.0, help="with --requests: prompt tokens per request")
+    p.add_argument("--output-tokens", type=float, default=215.0, help="with --requests: output tokens per request")
+    p.add_argument("--coefficients", metavar="SET_OR_FILE", help="coefficient set or `beyond fit -o` file")
+    p.add_argument("--gpu", default="a100-80", help="training GPU (a100-40, a100-80, h100)")
+    p.add_argument("--gpus", type=int, default=8, help="GPUs for the run (wall-clock estimate)")
+    p.add_argument("--mfu", type=float, default=0.5, help="training MFU (default 0.5)")
+    p.add_argument("--price", type=float, help="$ per GPU-hour (default: list price)")
+    p.add_argument("--data", required=True, help="training data for the run (MDS folder or s3://... URI)")
+    p.add_argument("--out", type=Path, default=Path("plans/planned"), help="plan folder (default plans/planned)")
+    p.add_argument("--name", default="planned", help="run name prefix")
+    p.add_argument("--backend", choices=("local", "slurm", "mcli"), default="slurm",
+                   help="launch files to write (default slurm); nothing is submitted")
+    p.add_argument("--nodes", type=int, default=1)
+    p.add_argument("--gpus-per-node", type=int, default=8)
+    p.add_argument("--partition")
+    p.add_argument("--time")
+    p.add_argument("--account")
+    p.add_argument("--git-repo", help="mcli: this project's repository (OWNER/NAME)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_plan)
+
+
+def _plan(args) -> int:
+    from scaling.coefficients import load_coefficients
+    from scaling.law import chinchilla_for_params, loss
+    from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, compute_optimal, cost_optimal
+    from train import launch as L
+    from train.plan import plan_model
+    from train.sweep import Hardware, load_spec, plan_sweep, totals
+
+    coeffs = load_coefficients(args.coefficients)
+    if args.like_tokens is not None and args.like_params is None:
+        raise InputError("--like-tokens needs --like-params")
+    if args.loss is not None:
+        target = args.loss
+    else:
+        d = args.like_tokens if args.like_tokens is not None else chinchilla_for_params(coeffs, args.like_params)
+        target = float(loss(coeffs, args.like_params, d))
+    if args.inference_tokens is not None:
+        if args.inference_tokens < 0:
+            raise InputError("--inference-tokens must be >= 0")
+        opt = compute_optimal(coeffs, target, args.inference_tokens)
+        objective = {"objective": "compute", "inference_tokens": args.inference_tokens}
+    else:
+        settings = CostSettings(train_gpu=args.gpu, train_mfu=args.mfu, train_price_per_hour=args.price)
+        opt = cost_optimal(coeffs, target, settings, InferenceDemand(args.requests, args.input_tokens, args.output_tokens))
+        objective = {"objective": "cost", "requests": args.requests}
+    ref = chinchilla_style(coeffs, target)
+    planned = plan_model(coeffs, target, float(opt.params), args.out, args.data, args.name)
+    spec = load_spec(planned.sweep_yaml)
+    hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
+    rows = plan_sweep(spec, hw)
+    row = rows[0]
+    files = []
+    if args.backend == "slurm":
+        opts = L.SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, partition=args.partition,
+                              time=args.time, account=args.account)
+        files = [str(p) for p in L.write_sbatch(spec, [row["run"]], opts)]
+    elif args.backend == "mcli":
+        files = [str(p) for p in L.write_mcli(spec, [row["run"]], L.McliOptions(gpus=args.gpus, git_repo=args.git_repo))]
+        for f in files:
+            L.validate_mcli(Path(f))
+    result = {
+        **objective, "loss": target, "coefficients": coeffs.as_dict(),
+        "recommended": {"params": float(opt.params), "tokens": float(opt.tokens)},
+        "chinchilla": {"params": float(ref.params), "tokens": float(ref.tokens)},
+        "planned": {**planned.shape.as_dict(), "tokens": row["tokens"], "tokens_per_param": row["tokens"] / row["params"],
+                    "flops": row["flops"], "gpu_hours": row["gpu_hours"], "wall_hours": row["wall_hours"],
+                    "dollars": row["dollars"], "params_vs_recommended": row["params"] / float(opt.params) - 1},
+        "model_yaml": str(planned.model_yaml), "sweep_yaml": str(planned.sweep_yaml),
+        "run_config": str(Path(row["run_dir"]) / "config.yaml"), "launch_files": files, "total": totals(rows),
+    }
+    if args.json:
+        sys.stdout.write(dumps(result) + "\n")
+        return 0
+    s = planned.shape
+    sys.stdout.write(
+        f"target loss {target:.5g}: recommended {human(float(opt.params))} params x {human(float(opt.tokens))} tokens "
+        f"(Chinchilla-style {human(float(ref.params))} x {human(float(ref.tokens))})\n"
+        f"planned shape: d_model {s.d_model}, {s.n_heads} heads ({s.kv_n_heads} KV), {s.n_layers} layers = "
+        f"{s.params:,} params ({result['planned']['params_vs_recommended'] * 100:+.2f}% vs recommended), "
+        f"lr {s.learning_rate:.3g}, batch {s.batch_size} x 4096\n"
+        f"training: {human(row['tokens'])} tokens ({row['tokens'] / row['params']:.1f}/param), {row['flops']:.3g} FLOPs, "
+        f"{row['gpu_hours']:,.0f} {args.gpu} GPU-hours (~{row['wall_hours']:,.0f} h on {args.gpus}), ${row['dollars']:,.0f}\n"
+        f"wrote {planned.model_yaml}, {result['run_config']}" + (f", {', '.join(files)}" if files else "") + "\n"
+        f"launch: beyond sweep launch {planned.sweep_yaml} --backend {args.backend}\n")
+    return 0

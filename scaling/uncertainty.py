@@ -1,0 +1,54 @@
+"""Uncertainty of an optimizer answer over a fit's bootstrap coefficient sets, and sensitivity of
+the answer to the inference demand and to hardware settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from scaling.coefficients import LawCoefficients, coefficients_from_mapping
+from scaling.errors import InputError
+from scaling.law import loss
+
+PERCENTILES = (5.0, 95.0)
+WILD_SPREAD = 100.0  # a params interval wider than this factor is flagged as uninformative
+
+
+def bootstrap_sets(spec: str | None) -> list[LawCoefficients]:
+    """The bootstrap coefficient sets stored in a ``beyond fit --bootstrap N -o FIT.json`` file
+    (empty for named sets and fits without a bootstrap)."""
+    if spec is None or not Path(spec).is_file():
+        return []
+    data = json.loads(Path(spec).read_text())
+    return [coefficients_from_mapping(s, f"{spec} bootstrap[{i}]") for i, s in enumerate(data.get("bootstrap") or [])]
+
+
+def interval(values, pct=PERCENTILES) -> list[float]:
+    v = np.asarray(values, dtype=float)
+    return [float(np.percentile(v, pct[0])), float(np.percentile(v, pct[1]))]
+
+
+def summarise(point: dict, per_set: list[dict | None], key: str, recommended: tuple[float, float],
+              reference: tuple[float, float], sets: list[LawCoefficients]) -> dict:
+    """Intervals of params, tokens and the ratio over the sets where the target is reachable,
+    and how often the recommended model is at least as good as the Chinchilla-style one."""
+    ok = [r for r in per_set if r is not None]
+    if not ok:
+        raise InputError("the target loss is unreachable under every bootstrap coefficient set")
+    beats = [float(loss(c, *recommended)) <= float(loss(c, *reference)) for c in sets]
+    out = {
+        "n_sets": len(per_set),
+        "n_unreachable": len(per_set) - len(ok),
+        "percentiles": list(PERCENTILES),
+        "optimal_params": interval([r["params"] for r in ok]),
+        "optimal_tokens": interval([r["tokens"] for r in ok]),
+        f"{key}_ratio": interval([r["ratio"] for r in ok]),
+        "p_recommended_at_least_as_good": float(np.mean(beats)),
+    }
+    lo, hi = out["optimal_params"]
+    if hi / lo > WILD_SPREAD:
+        out["warning"] = (f"bootstrap sets disagree wildly: optimal params span x{hi / lo:.0f} "
+                          f"({lo:.3g} to {hi:.3g}); the fit is not informative at this target")
+    return out
