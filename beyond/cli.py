@@ -42,13 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from beyond import commands_eval, commands_plan, commands_scaling, commands_sweep, commands_train
+    from beyond import commands_demo, commands_eval, commands_plan, commands_scaling, commands_sweep, commands_train
 
     commands_scaling.register(sub)
     commands_train.register(sub)
     commands_sweep.register(sub)
     commands_eval.register(sub)
+    commands_eval.register_report(sub)
     commands_plan.register(sub)
+    commands_demo.register(sub)
     return parser
 
 

@@ -93,3 +93,34 @@ def _analyze(args) -> int:
         if args.plot:
             sys.stdout.write(f"wrote {args.plot}\n")
     return 0
+
+
+def register_report(sub) -> None:
+    p = sub.add_parser("report", help="figures like the paper's and a markdown report from a runs table",
+                       description="Fit Eq. 4 on RUNS (CSV or run records), then write to --out: fit.json, the paper's "
+                       "Figs. 2, 3a, 4, 5, 6 as PNG with the numbers behind each as CSV, Table 1-style fits on growing "
+                       "tokens/param subsets, an optimizer answer, and report.md linking them.")
+    p.add_argument("runs", help="runs table (CSV in the paper's columns, a run-record JSON, or a folder of runs)")
+    p.add_argument("--out", type=Path, default=Path("report"), help="report folder (default report/)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for intervals (default 200; 0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--title", default="Scaling report")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_report)
+
+
+def _report(args) -> int:
+    from scaling.report import build_report
+    from scaling.runs import read_runs
+
+    if args.bootstrap < 0:
+        raise InputError("--bootstrap must be >= 0")
+    runs = read_runs(Path(args.runs)).require()
+    summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title)
+    if args.json:
+        sys.stdout.write(dumps(summary) + "\n")
+    else:
+        f = summary["fit"]
+        sys.stdout.write(f"fit: E {f['E']:.4g}, A {f['A']:.4g}, B {f['B']:.4g}, alpha {f['alpha']:.4f}, beta {f['beta']:.4f}\n"
+                         f"wrote {args.out}/report.md with {len(summary['figures'])} figures\n")
+    return 0

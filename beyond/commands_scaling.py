@@ -286,6 +286,7 @@ def _cmd_fit(args) -> int:
     fit = fit_law(table.params, table.tokens, table.loss, delta=args.delta, name=f"fit:{name}")
     if args.bootstrap:
         fit.bootstrap = _run_bootstrap(table, args)
+        fit.bootstrap_resamples = args.bootstrap
     result = fit.as_dict()
     result.update(name=fit.coefficients.name, source=str(args.runs),
                   max_tokens_per_param=args.max_tokens_per_param, drop_highest_loss=args.drop_highest_loss)
@@ -302,6 +303,9 @@ def _cmd_fit(args) -> int:
         if fit.bootstrap:
             for k, (lo, hi) in result["bootstrap_intervals"].items():
                 print(f"  {k:>5} 95% interval [{lo:.6g}, {hi:.6g}] over {len(fit.bootstrap)} resamples")
+        if result.get("bootstrap_dropped"):
+            print(f"  {result['bootstrap_dropped']} of {args.bootstrap} resamples gave no valid law "
+                  "(an exponent <= 0 or an overflowing coefficient) and are left out")
         if args.output:
             print(f"wrote {args.output}")
     return 0

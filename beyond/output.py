@@ -41,6 +41,22 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def save_figure_atomic(fig, path: str | Path) -> None:
+    """Save a matplotlib figure (format from the suffix) via a temporary file and a rename, then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        plt.close(fig)
+
+
 def human(x: float, unit: str = "") -> str:
     """1.23e9 -> '1.23B'; FLOPs and dollars keep scientific/K-M notation."""
     x = float(x)

@@ -48,9 +48,6 @@ def loss_vs_score(path: Path, loss_col: str, score_col: str, group_col: str | No
 
 
 def _plot(x, y, group, loss_col, score_col, path: Path, result: dict) -> None:
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,12 +64,6 @@ def _plot(x, y, group, loss_col, score_col, path: Path, result: dict) -> None:
     if any(group):
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    from beyond.output import save_figure_atomic
+
+    save_figure_atomic(fig, path)

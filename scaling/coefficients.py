@@ -29,7 +29,9 @@ class LawCoefficients:
     def __post_init__(self) -> None:
         for key in ("A", "B", "E", "alpha", "beta"):
             value = getattr(self, key)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            # E may be 0: a fit whose irreducible-loss term vanished (e -> -inf) is still a valid law
+            floor_ok = key == "E" and value == 0
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or floor_ok)):
                 raise InputError(f"coefficient {key} must be a positive finite number, got {value!r}")
 
     def as_dict(self) -> dict[str, float | str]:

@@ -284,6 +284,8 @@ class FitResult:
     n_starts_converged: int
     delta: float
     bootstrap: list[dict[str, float]] | None = None
+    bootstrap_resamples: int = 0
+    best_objective_any: float | None = None  # the lowest objective of any start, valid law or not
 
     def as_dict(self) -> dict:
         c = self.coefficients
@@ -295,11 +297,16 @@ class FitResult:
             "n_starts_at_best": self.n_starts_at_best,
             "n_starts_converged": self.n_starts_converged,
             "huber_delta": self.delta,
+            "degenerate_optimum_excluded": bool(self.best_objective_any is not None
+                                                and self.best_objective_any < self.objective * (1 - AT_BEST_RTOL)),
             "at_best_rtol": AT_BEST_RTOL,
         }
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap
-            out["bootstrap_intervals"] = bootstrap_intervals(self.bootstrap)
+            out["bootstrap_resamples"] = self.bootstrap_resamples
+            out["bootstrap_dropped"] = self.bootstrap_resamples - len(self.bootstrap)
+            if self.bootstrap:
+                out["bootstrap_intervals"] = bootstrap_intervals(self.bootstrap)
         return out
 
 
@@ -344,13 +351,23 @@ def _from_centred(theta: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
 
 
 def _summarise(result: BatchResult, shift, n_runs: int, delta: float, name: str) -> FitResult:
+    """The best start whose coefficients form a valid law (alpha, beta > 0; A, B finite and > 0;
+    E finite). On well-posed data that is the overall best; on too few runs the optimum can run
+    off to a degenerate point (an exponent <= 0 or exp(a) overflowing), which is not reported."""
     finite = np.isfinite(result.objective)
     if not finite.any():
         raise InputError("the fit failed from every start (non-finite objective everywhere)")
     objective = np.where(finite, result.objective, np.inf)
-    best = int(np.argmin(objective))
+    theta = _from_centred(result.theta, shift)
+    with np.errstate(over="ignore"):
+        valid = (finite & (theta[:, 0] > 0) & (theta[:, 1] > 0) & np.all(np.isfinite(np.exp(theta[:, 2:])), axis=1)
+                 & (np.exp(theta[:, 3]) > 0) & (np.exp(theta[:, 4]) > 0))
+    if not valid.any():
+        raise InputError("no start of the fit reached a valid law (positive exponents, finite coefficients): "
+                         "the runs do not determine Eq. 4; add runs at more sizes or ratios")
+    best = int(np.argmin(np.where(valid, objective, np.inf)))
     best_f = float(objective[best])
-    alpha, beta, e, a, b = _from_centred(result.theta[best : best + 1], shift)[0]
+    alpha, beta, e, a, b = theta[best]
     coeffs = LawCoefficients(A=float(np.exp(a)), B=float(np.exp(b)), E=float(np.exp(e)),
                              alpha=float(alpha), beta=float(beta), name=name)
     return FitResult(
@@ -358,9 +375,10 @@ def _summarise(result: BatchResult, shift, n_runs: int, delta: float, name: str)
         objective=best_f,
         n_runs=n_runs,
         n_starts=int(result.theta.shape[0]),
-        n_starts_at_best=int(np.sum(objective <= best_f * (1 + AT_BEST_RTOL))),
+        n_starts_at_best=int(np.sum(valid & (objective <= best_f * (1 + AT_BEST_RTOL)))),
         n_starts_converged=int(result.converged.sum()),
         delta=delta,
+        best_objective_any=float(objective.min()),
     )
 
 
@@ -379,7 +397,8 @@ def bootstrap_fits(
     progress=None,
     n_starts: int = BOOTSTRAP_STARTS,
 ) -> list[dict[str, float]]:
-    """Refit on ``n_resamples`` resamples of the runs (with replacement, seeded).
+    """Refit on ``n_resamples`` resamples of the runs (with replacement, seeded). Resamples whose
+    best fit is not a valid law (non-positive exponent, overflowing coefficient) are left out.
 
     A resample is the same runs with multinomial counts as weights, so all resamples are fitted
     in one batched L-BFGS. Each starts from the ``n_starts`` best distinct optima that the full
@@ -403,8 +422,13 @@ def bootstrap_fits(
     sets = []
     for i in range(n_resamples):
         alpha, beta, e, a, b = theta[i]
-        sets.append({"A": float(np.exp(a)), "B": float(np.exp(b)), "E": float(np.exp(e)), "alpha": float(alpha),
-                     "beta": float(beta), "objective": float(objective[i, best[i]])})
+        with np.errstate(over="ignore"):
+            s = {"A": float(np.exp(a)), "B": float(np.exp(b)), "E": float(np.exp(e)), "alpha": float(alpha),
+                 "beta": float(beta), "objective": float(objective[i, best[i]])}
+        # a resample whose best fit is not a valid law (an exponent <= 0, or A/B/E overflowing) has no
+        # Chinchilla law to report: it is left out, and callers report how many were
+        if all(np.isfinite(v) for v in s.values()) and min(s["alpha"], s["beta"], s["A"], s["B"]) > 0:
+            sets.append(s)
     if progress is not None:
         progress(n_resamples)
     return sets

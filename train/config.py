@@ -64,6 +64,7 @@ def build_run(
     run_name: str | None = None,
     corpus_bytes: int = DEFAULT_CORPUS_BYTES,
     loggers: dict | None = None,
+    model_name: str | None = None,
 ) -> RunPlan:
     """Resolve a model YAML + ratio + data into a runnable llm-foundry config (tokenising the
     data and training a local tokenizer first if needed).
@@ -143,7 +144,7 @@ def build_run(
         "params": params,
         "run_info": {
             "run_name": name,
-            "model": previous.get("model") or Path(model_yaml(model)).stem,
+            "model": model_name or previous.get("model") or Path(model_yaml(model)).stem,
             "tokens_per_param_requested": tokens_per_param if tokens_per_param is not None
             else previous.get("tokens_per_param_requested"),
             "global_train_batch_size": int(container["global_train_batch_size"]),

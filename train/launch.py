@@ -112,20 +112,34 @@ def train_command(config: Path, folder: Path) -> list[str]:
 
 # --- local -------------------------------------------------------------------------------------
 
+_BATCH_RE = re.compile(rb"\[batch=(\d+)/(\d+)\]")
+
+
 def launch_local(spec: SweepSpec, pending: list[str]) -> list[tuple[str, int]]:
-    """Train the pending runs one after another; returns (run, exit code) per run."""
+    """Train the pending runs one after another; returns (run, exit code) per run. Shows a bar
+    over runs and, inside it, the current run's batches (from llm-foundry's console log)."""
     from tqdm import tqdm
 
     results = []
-    bar = tqdm(pending, desc=f"sweep {spec.name}", unit="run", file=sys.stderr)
+    bar = tqdm(pending, desc=f"sweep {spec.name}", unit="run", file=sys.stderr, position=0)
     for name in bar:
         bar.set_postfix_str(name)
         folder = run_dir(spec, name)
         started = time.time()
         write_launch(folder, {"backend": "local", "started_at": started, "exit_code": None})
+        inner = tqdm(desc=f"  {name}", unit="batch", file=sys.stderr, position=1, leave=False)
         with open(folder / "train.log", "ab") as log:
-            code = subprocess.call(train_command(folder / "config.yaml", folder), stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=Path.cwd())
+            proc = subprocess.Popen(train_command(folder / "config.yaml", folder), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, cwd=Path.cwd())
+            for line in proc.stdout:
+                log.write(line)
+                m = _BATCH_RE.search(line)
+                if m:
+                    inner.total = int(m.group(2))
+                    inner.n = int(m.group(1))
+                    inner.refresh()
+            code = proc.wait()
+        inner.close()
         write_launch(folder, {"backend": "local", "started_at": started, "finished_at": time.time(), "exit_code": code})
         results.append((name, code))
     return results

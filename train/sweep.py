@@ -113,13 +113,14 @@ def load_spec(path: str | Path, out: str | Path | None = None, data: str | None 
             raise InputError(f"{where} needs model and tokens_per_param")
         model = str(entry["model"])
         model_yaml(model)  # unknown size -> one clear error
+        label = str(entry.get("label") or model_label(model))
         ratios = entry["tokens_per_param"]
         ratios = ratios if isinstance(ratios, list) else [ratios]
         extra = _overrides(entry.get("set"), f"{where}: set")
         for ratio in ratios:
             if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (ratio > 0 and math.isfinite(ratio)):
                 raise InputError(f"{where}: tokens_per_param must be positive numbers, got {ratio!r}")
-            run = SweepRun(run_name(model, ratio), model, float(ratio), tuple(common + extra))
+            run = SweepRun(f"{label}-r{ratio:g}", model, float(ratio), tuple(common + extra))
             if run.name in seen:
                 raise InputError(f"{where}: duplicate run {run.name}")
             seen[run.name] = run
@@ -159,6 +160,7 @@ def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None) -> list[dict]
     for run in spec.runs:
         plan = build_run(run.model, spec.out / run.name, tokens_per_param=run.tokens_per_param, data=spec.data,
                          cache_dir=spec.out / ".cache", run_name=run.name, loggers=spec.loggers,
+                         model_name=run.name.rsplit("-r", 1)[0],
                          overrides=[f"variables.global_seed={spec.seed}", *run.overrides])
         plans.append((run, plan))
         if progress is not None:
@@ -175,7 +177,7 @@ def _row(run: SweepRun, plan: RunPlan, hw: Hardware) -> dict:
     flops = float(training_flops(plan.params, plan.tokens))
     gpu_hours = flops / hw.flops_per_gpu_hour
     return {
-        "run": run.name, "model": model_label(run.model), "params": plan.params,
+        "run": run.name, "model": run.name.rsplit("-r", 1)[0], "params": plan.params,
         "tokens_per_param": run.tokens_per_param, "tokens": plan.tokens,
         "global_batch_size": int(cfg.global_train_batch_size), "max_seq_len": int(cfg.max_seq_len),
         "batches": plan.batches, "flops": flops, "gpu_hours": gpu_hours, "wall_hours": gpu_hours / hw.gpus,

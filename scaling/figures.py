@@ -1,0 +1,207 @@
+"""The paper's figures from a runs table and a coefficient set, as matplotlib figures plus the
+numbers behind each (rows for a CSV). Each function returns a ``Panel``.
+
+Fig. 2: inference-aware vs Chinchilla-style ratios over (quality, inference demand).
+Fig. 3a: loss vs tokens per parameter, one series per model size.
+Fig. 4: loss vs training FLOPs grouped by tokens/param ratio, with a fitted log-log slope each.
+Fig. 5: Eq. 4 fits on growing tokens/param subsets (Table 1), their curves over the data.
+Fig. 6: cost-optimal tokens per parameter vs lifetime requests for several quality targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaling.coefficients import LawCoefficients
+from scaling.runs import RunTable
+
+
+@dataclass
+class Panel:
+    name: str
+    title: str
+    figure: object  # matplotlib Figure
+    rows: list[dict]
+    extra: dict[str, list[dict]] = field(default_factory=dict)  # more CSVs (e.g. slopes, fits)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _size_label(n: float) -> str:
+    from beyond.output import human
+
+    return human(n)
+
+
+def fig3a_loss_vs_ratio(runs: RunTable) -> Panel:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    rows = []
+    for n in np.unique(runs.params):
+        pick = np.flatnonzero(runs.params == n)
+        order = pick[np.argsort(runs.tokens_per_param[pick])]
+        ax.plot(runs.tokens_per_param[order], runs.loss[order], "o-", ms=4, label=_size_label(n))
+        rows += [{"params": float(n), "tokens_per_param": float(runs.tokens_per_param[i]), "loss": float(runs.loss[i])}
+                 for i in order]
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens per parameter")
+    ax.set_ylabel("final training loss")
+    ax.set_title("Fig. 3a: loss vs tokens per parameter")
+    ax.legend(title="params", fontsize=7)
+    fig.tight_layout()
+    return Panel("fig3a_loss_vs_tokens_per_param", "Loss vs tokens per parameter, by model size", fig, rows)
+
+
+def fig4_loss_vs_flops(runs: RunTable) -> Panel:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    flops = 6.0 * runs.params * runs.tokens
+    ratios = np.round(runs.tokens_per_param, 6)
+    rows, slopes = [], []
+    for r in np.unique(ratios):
+        pick = np.flatnonzero(ratios == r)
+        order = pick[np.argsort(flops[pick])]
+        line = ax.plot(flops[order], runs.loss[order], "o", ms=4, label=f"{r:g}")[0]
+        rows += [{"tokens_per_param": float(r), "flops": float(flops[i]), "loss": float(runs.loss[i])} for i in order]
+        if len(order) >= 2 and np.ptp(np.log(flops[order])) > 0:
+            slope, intercept = np.polyfit(np.log10(flops[order]), np.log10(runs.loss[order]), 1)
+            xs = np.array([flops[order].min(), flops[order].max()])
+            ax.plot(xs, 10 ** (intercept + slope * np.log10(xs)), "-", color=line.get_color(), lw=1)
+            slopes.append({"tokens_per_param": float(r), "slope": float(slope), "intercept": float(intercept),
+                           "n_runs": int(len(order))})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training FLOPs (6ND)")
+    ax.set_ylabel("final training loss")
+    ax.set_title("Fig. 4: loss vs FLOPs by tokens/param")
+    ax.legend(title="tokens/param", fontsize=6, ncol=2)
+    fig.tight_layout()
+    return Panel("fig4_loss_vs_flops", "Loss vs training FLOPs, grouped by tokens per parameter, with log-log slopes",
+                 fig, rows, {"fig4_slopes": slopes})
+
+
+def growing_subset_fits(runs: RunTable, cutoffs: list[float | None] | None = None) -> list[dict]:
+    """Eq. 4 fits on runs with tokens/param <= each cutoff (None = all), Table 1 style; subsets
+    with fewer than 6 runs (5 coefficients) are skipped."""
+    from scaling.fit import fit_law
+
+    if cutoffs is None:
+        distinct = np.unique(np.round(runs.tokens_per_param, 6))
+        cutoffs = [100.0, 250.0, 500.0, None] if distinct.max() > 500 else [float(c) for c in distinct[2:-1]] + [None]
+    out = []
+    for cut in cutoffs:
+        sub = runs.filter_tokens_per_param(cut)
+        if sub.loss.size < 6 or (out and out[-1]["n_runs"] == sub.loss.size):
+            continue
+        fit = fit_law(sub.params, sub.tokens, sub.loss, name="all" if cut is None else f"<={cut:g}")
+        c = fit.coefficients
+        out.append({"subset": "all" if cut is None else f"<={cut:g} tok/param", "max_tokens_per_param": cut,
+                    "n_runs": int(sub.loss.size), "alpha": c.alpha, "beta": c.beta, "A": c.A, "B": c.B, "E": c.E,
+                    "objective": fit.objective, "n_starts_at_best": fit.n_starts_at_best})
+    return out
+
+
+def fig5_growing_fits(runs: RunTable, fits: list[dict]) -> Panel:
+    from scaling.law import loss
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    sizes = np.unique(runs.params)
+    ax.scatter(runs.tokens_per_param, runs.loss, s=12, color="k", zorder=3, label="runs")
+    grid = np.geomspace(runs.tokens_per_param.min() / 2, runs.tokens_per_param.max() * 2, 60)
+    rows = []
+    for fit in fits:
+        c = LawCoefficients(A=fit["A"], B=fit["B"], E=fit["E"], alpha=fit["alpha"], beta=fit["beta"], name=fit["subset"])
+        for j, n in enumerate(sizes):
+            pred = loss(c, n, n * grid)
+            ax.plot(grid, pred, "-", lw=1, color=f"C{fits.index(fit)}", label=fit["subset"] if j == 0 else None)
+            rows += [{"subset": fit["subset"], "params": float(n), "tokens_per_param": float(g), "predicted_loss": float(p)}
+                     for g, p in zip(grid, pred)]
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens per parameter")
+    ax.set_ylabel("loss")
+    ax.set_title("Fig. 5: Eq. 4 fits on growing subsets")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return Panel("fig5_growing_subset_fits", "Eq. 4 fits on runs up to each tokens/param cutoff (Table 1)",
+                 fig, rows, {"table1_fits": fits})
+
+
+def fig2_ratios(coeffs: LawCoefficients, params_range: tuple[float, float], demand_range: tuple[float, float],
+                points: int = 40) -> Panel:
+    from scaling.law import chinchilla_for_params, loss
+    from scaling.optimal import chinchilla_style, compute_optimal, total_flops
+
+    plt = _plt()
+    n_chin = np.geomspace(*params_range, points)
+    demand = np.geomspace(*demand_range, points)
+    target = loss(coeffs, n_chin, chinchilla_for_params(coeffs, n_chin))
+    L, T = np.meshgrid(target, demand)
+    opt = compute_optimal(coeffs, L, T)
+    ref = chinchilla_style(coeffs, L)
+    ratios = {
+        "flops_ratio": total_flops(opt.params, opt.tokens, T) / total_flops(ref.params, ref.tokens, T),
+        "params_ratio": opt.params / ref.params,
+        "tokens_ratio": opt.tokens / ref.tokens,
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=110)
+    for ax, (name, z) in zip(axes, ratios.items()):
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm() if name == "tokens_ratio" else None  # spans orders of magnitude
+        mesh = ax.pcolormesh(n_chin, demand, z, shading="auto", cmap="viridis", norm=norm)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("quality: Chinchilla-style model size (params)")
+        ax.set_ylabel("lifetime inference tokens")
+        ax.set_title(name.replace("_", " ") + " (optimal / Chinchilla)")
+        fig.colorbar(mesh, ax=ax)
+    fig.suptitle(f"Fig. 2: inference-aware vs Chinchilla-style ({coeffs.name} coefficients)")
+    fig.tight_layout()
+    rows = [{"chinchilla_params": float(n_chin[j]), "loss": float(L[i, j]), "inference_tokens": float(T[i, j]),
+             **{k: float(v[i, j]) for k, v in ratios.items()}} for i in range(points) for j in range(points)]
+    return Panel("fig2_ratios", "Inference-aware / Chinchilla-style FLOPs, params and tokens", fig, rows)
+
+
+def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requests_range: tuple[float, float],
+                      points: int = 40) -> Panel:
+    from scaling.law import chinchilla_for_params, loss
+    from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, cost_optimal, total_cost
+
+    plt = _plt()
+    settings = CostSettings()
+    requests = np.geomspace(*requests_range, points)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    rows = []
+    for n in params_targets:
+        target = float(loss(coeffs, n, chinchilla_for_params(coeffs, n)))
+        demand = InferenceDemand(requests, 70.0, 215.0)
+        opt = cost_optimal(coeffs, target, settings, demand)
+        ref = chinchilla_style(coeffs, target)
+        ratio = total_cost(settings, demand, opt.params, opt.tokens) / total_cost(settings, demand, ref.params, ref.tokens)
+        tpp = opt.tokens / opt.params
+        ax1.plot(requests, tpp, label=f"{_size_label(n)}-Chinchilla quality")
+        ax2.plot(requests, ratio, label=f"{_size_label(n)}")
+        rows += [{"chinchilla_params": float(n), "loss": target, "requests": float(r), "params": float(p),
+                  "tokens": float(t), "tokens_per_param": float(q), "cost_ratio": float(c)}
+                 for r, p, t, q, c in zip(requests, np.broadcast_to(opt.params, requests.shape),
+                                          np.broadcast_to(opt.tokens, requests.shape), tpp, ratio)]
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel("lifetime requests (70 in + 215 out tokens)")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("cost-optimal tokens per parameter")
+    ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")
+    ax1.legend(fontsize=7)
+    fig.suptitle("Fig. 6: cost-optimal training (A100 settings of the paper's Table 3)")
+    fig.tight_layout()
+    return Panel("fig6_cost_optimal", "Cost-optimal tokens per parameter and cost ratio vs requests", fig, rows)

@@ -1,0 +1,146 @@
+"""Figures and report: content checks on the paper's released runs, and the CPU demo end to end
+(interrupted and continued)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from scaling import figures
+from scaling.coefficients import NAMED_SETS
+from scaling.runs import read_runs
+from tests.conftest import REPO, run_cli
+
+
+@pytest.fixture(scope="module")
+def paper_runs(paper_runs_csv):
+    return read_runs(paper_runs_csv)
+
+
+def test_fig3a_content(paper_runs):
+    p = figures.fig3a_loss_vs_ratio(paper_runs)
+    ax = p.figure.axes[0]
+    assert ax.get_xlabel() == "tokens per parameter" and ax.get_xscale() == "log"
+    assert len(ax.get_lines()) == 6  # one series per model size (150M ... 6B)
+    assert len(p.rows) == 47
+    xs = np.concatenate([line.get_xdata() for line in ax.get_lines()])
+    assert xs.min() == pytest.approx(10) and xs.max() == pytest.approx(10000)
+    for line in ax.get_lines():  # loss falls with tokens/param within each size
+        y = np.asarray(line.get_ydata())
+        assert len(y) == 1 or y[0] > y[-1]  # (6B has a single run)
+
+
+def test_fig4_content_and_slopes(paper_runs):
+    p = figures.fig4_loss_vs_flops(paper_runs)
+    ax = p.figure.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log" and "FLOPs" in ax.get_xlabel()
+    slopes = p.extra["fig4_slopes"]
+    ratios = sorted({r["tokens_per_param"] for r in p.rows})
+    assert ratios[0] == 10 and ratios[-1] == 10000 and len(ratios) == 12
+    assert all(s["slope"] < 0 for s in slopes)  # more compute, lower loss at every ratio
+    assert {s["tokens_per_param"] for s in slopes} <= set(ratios) and len(slopes) >= 8
+
+
+def test_fig5_is_table1(paper_runs):
+    fits = figures.growing_subset_fits(paper_runs)
+    assert [f["subset"] for f in fits] == ["<=100 tok/param", "<=250 tok/param", "<=500 tok/param", "all"]
+    assert [f["n_runs"] for f in fits] == [34, 39, 43, 47]
+    paper = {"<=100 tok/param": "sardana-le100", "<=250 tok/param": "sardana-le250",
+             "<=500 tok/param": "sardana-le500", "all": "sardana-all"}
+    for f in fits:  # exponents within 0.01 of the paper's printed Table 1
+        c = NAMED_SETS[paper[f["subset"]]]
+        assert abs(f["alpha"] - c.alpha) < 0.01 and abs(f["beta"] - c.beta) < 0.01
+    p = figures.fig5_growing_fits(paper_runs, fits)
+    ax = p.figure.axes[0]
+    assert len(ax.get_lines()) == 4 * 6  # each subset's curve for each model size
+    assert len(ax.collections) == 1 and len(ax.collections[0].get_offsets()) == 47
+
+
+def test_fig2_and_fig6_content():
+    c = NAMED_SETS["chinchilla"]
+    p = figures.fig2_ratios(c, (1e9, 1e11), (1e9, 1e13), points=12)
+    assert len(p.figure.axes) == 6  # three panels and their colour bars
+    flops = np.array([r["flops_ratio"] for r in p.rows])
+    assert len(p.rows) == 144 and flops.max() <= 1 + 1e-12 and flops.min() < 0.8
+    tokens = np.array([r["tokens_ratio"] for r in p.rows])
+    assert tokens.min() >= 1 - 1e-9  # the inference-aware model never trains on fewer tokens
+    p6 = figures.fig6_cost_optimal(c, [7e9, 70e9], (1e6, 1e12), points=10)
+    tpp = {}
+    for r in p6.rows:
+        tpp.setdefault(r["chinchilla_params"], []).append(r["tokens_per_param"])
+    assert len(tpp) == 2 and all(np.all(np.diff(v) > 0) for v in tpp.values())  # more requests, more tokens/param
+    assert len(p6.figure.axes[0].get_lines()) == 2
+
+
+def test_report_on_paper_runs(paper_runs_csv, tmp_path):
+    proc = run_cli("report", str(paper_runs_csv), "--out", str(tmp_path / "rep"), "--bootstrap", "50", "--json")
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for needle in ("Table 1", "<=100 tok/param", "fig3a_loss_vs_tokens_per_param.png", "fig4_loss_vs_flops.png",
+                   "fig5_growing_subset_fits.png", "fig2_ratios.png", "fig6_cost_optimal.png", "95% interval"):
+        assert needle in md
+    for name in ("fig3a_loss_vs_tokens_per_param", "fig4_loss_vs_flops", "fig5_growing_subset_fits", "fig2_ratios",
+                 "fig6_cost_optimal"):
+        assert (tmp_path / "rep" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert list(csv.DictReader((tmp_path / "rep" / f"{name}.csv").open()))
+    table1 = list(csv.DictReader((tmp_path / "rep" / "table1_fits.csv").open()))
+    assert [int(r["n_runs"]) for r in table1] == [34, 39, 43, 47]
+
+
+DEMO_SPEC = """name: demo-test
+data: stdlib
+seed: 17
+set: [model.vocab_size=300, tokenizer.kwargs.vocab_size=300, model.d_model=32, save_interval=10ba,
+      console_log_interval=10ba]
+grid:
+  - {model: mpt-tiny, label: tiny-2l, tokens_per_param: [4, 8, 16]}
+  - {model: mpt-tiny, label: tiny-4l, tokens_per_param: [4, 8, 16], set: [model.n_layers=4]}
+"""
+
+
+def test_demo_interrupted_and_continued(tmp_path):
+    if os.environ.get("REQUIRE_TRAIN_EXTRA") != "1":
+        pytest.importorskip("llmfoundry")
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(DEMO_SPEC)
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "beyond", "demo", "--spec", str(spec), "--out", str(out), "--bootstrap", "50"]
+    env = {k: v for k, v in os.environ.items() if k != "GAUNTLET_DATA_DIR"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    first = out / "runs" / "tiny-2l-r4" / "record.json"
+    second = out / "runs" / "tiny-2l-r8" / "checkpoints" / "ep0-ba20-rank0.pt"
+    try:  # kill the demo (and its training subprocess) inside the second run, after a checkpoint
+        deadline = time.time() + 300
+        while not (first.exists() and second.exists()) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert first.exists() and second.exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "runs" / "tiny-2l-r8" / "record.json").exists()
+    mtime = first.stat().st_mtime_ns
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "5 to train, 1 already done" in done.stderr
+    # the local sweep under the demo: the finished run is not retrained, the interrupted one resumes
+    assert first.stat().st_mtime_ns == mtime
+    assert json.loads((out / "runs" / "tiny-2l-r8" / "record.json").read_text())["resumes"] == 1
+    assert "Gauntlet evaluation skipped: no data" in done.stderr
+    assert first.stat().st_mtime_ns == mtime
+    rows = list(csv.DictReader((out / "report" / "runs.csv").open()))
+    assert len(rows) == 6
+    for model in ("tiny-2l", "tiny-4l"):  # the report's loss falls with tokens/param
+        mine = sorted((float(r["Tokens/Params"]), float(r["Smoothed Loss"])) for r in rows if r["Model Name"] == model)
+        assert [loss for _, loss in mine] == sorted([loss for _, loss in mine], reverse=True)
+    assert "optimizer:" in done.stdout and "## Optimizer answer" in (out / "report" / "report.md").read_text()
+    fit = json.loads((out / "report" / "fit.json").read_text())
+    assert fit["n_runs"] == 6 and fit["bootstrap_resamples"] == 50
