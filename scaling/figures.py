@@ -65,7 +65,8 @@ def fig4_loss_vs_flops(runs: RunTable) -> Panel:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
     flops = 6.0 * runs.params * runs.tokens
-    ratios = np.round(runs.tokens_per_param, 6)
+    # runs planned at one ratio differ in the 3rd digit after rounding to whole batches: group at 2
+    ratios = _nominal_ratio(runs.tokens_per_param)
     rows, slopes = [], []
     for r in np.unique(ratios):
         pick = np.flatnonzero(ratios == r)
@@ -89,13 +90,18 @@ def fig4_loss_vs_flops(runs: RunTable) -> Panel:
                  fig, rows, {"fig4_slopes": slopes})
 
 
+def _nominal_ratio(ratios: np.ndarray) -> np.ndarray:
+    """Tokens/param rounded to 2 significant digits (10, 15, 75, 250, 10000; 4.006 -> 4)."""
+    return np.array([float(f"{r:.2g}") for r in ratios])
+
+
 def growing_subset_fits(runs: RunTable, cutoffs: list[float | None] | None = None) -> list[dict]:
     """Eq. 4 fits on runs with tokens/param <= each cutoff (None = all), Table 1 style; subsets
     with fewer than 6 runs (5 coefficients) are skipped."""
     from scaling.fit import fit_law
 
     if cutoffs is None:
-        distinct = np.unique(np.round(runs.tokens_per_param, 6))
+        distinct = np.unique(_nominal_ratio(runs.tokens_per_param))
         cutoffs = [100.0, 250.0, 500.0, None] if distinct.max() > 500 else [float(c) for c in distinct[2:-1]] + [None]
     out = []
     for cut in cutoffs:
