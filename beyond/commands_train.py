@@ -45,10 +45,9 @@ def _train(args: argparse.Namespace) -> int:
         raise InputError(f"--tokens-per-param must be positive, got {ratio:g}")
     stem = model_yaml(args.model).stem
     run_dir = args.run_dir or Path("runs") / (stem if ratio is None else f"{stem}-r{ratio:g}")
-    if (run_dir / "record.json").is_file():
-        record = existing_record_quick(run_dir)
-        if record is not None:
-            return _report(record, args, skipped=True)
+    record = existing_record(run_dir)  # a finished run: nothing to do
+    if record is not None:
+        return _report(record, args, skipped=True)
     plan = build_run(args.model, run_dir, tokens_per_param=ratio, data=args.data,
                      cache_dir=args.cache_dir, overrides=args.overrides)
     if args.dry_run:
@@ -56,26 +55,14 @@ def _train(args: argparse.Namespace) -> int:
         sys.stdout.write(f"wrote {run_dir / 'config.yaml'}: {plan.params:,} params, "
                          f"{plan.tokens or 0:,} tokens in {plan.batches or 0:,} batches\n")
         return 0
-    record = existing_record(plan)
-    if record is None:
-        try:
-            record = run_training(plan)
-        except InputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failed run is one line, the log above has the rest
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise InputError(f"training failed: {type(exc).__name__}: {first}") from None
-        return _report(record, args, skipped=False)
-    return _report(record, args, skipped=True)
-
-
-def existing_record_quick(run_dir: Path) -> dict | None:
-    import json
-
     try:
-        return json.loads((run_dir / "record.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        record = run_training(plan)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed run is one line, the log above has the rest
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(f"training failed: {type(exc).__name__}: {first}") from None
+    return _report(record, args, skipped=False)
 
 
 def _report(record: dict, args: argparse.Namespace, skipped: bool) -> int:

@@ -6,21 +6,20 @@ import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from beyond.output import write_atomic
-from train.config import RunPlan
+from train.config import RECORD_NAME, RunPlan
 
 
-def existing_record(plan: RunPlan) -> dict | None:
-    """The run record if this run already finished (then training is a no-op)."""
-    if plan.record_path.is_file():
-        try:
-            return json.loads(plan.record_path.read_text())
-        except json.JSONDecodeError:
-            return None
-    return None
+def existing_record(run_dir: Path) -> dict | None:
+    """The run record in ``run_dir`` if that run already finished (then training is a no-op)."""
+    try:
+        return json.loads((run_dir / RECORD_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def write_config(plan: RunPlan) -> None:
@@ -36,7 +35,7 @@ def run_training(plan: RunPlan) -> dict:
     write_config(plan)
     with _stdout_to_stderr():  # llm-foundry's console logging must not mix with our --json output
         train(OmegaConf.create(OmegaConf.to_container(plan.config)))
-    record = existing_record(plan)
+    record = existing_record(plan.run_dir)
     if record is None:
         raise RuntimeError(f"training finished but wrote no run record at {plan.record_path}")
     return record
