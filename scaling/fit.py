@@ -6,16 +6,14 @@ Objective (summed over runs i, Huber delta = 1e-3 by default):
 
 with A, B, E = exp(a), exp(b), exp(e). Minimised with L-BFGS from a grid of starts.
 All starts are optimised together: one batched L-BFGS in numpy evaluates every start's
-objective and analytic gradient in a few array passes, which is what makes the full
-4,500-start grid take well under a second (see benchmarks/bench_fit.py).
+objective and analytic gradient in a few array passes, and the starts are shared out to one
+process per core (see docs/fitter.md and benchmarks/bench_fit.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from scaling.coefficients import LawCoefficients
 from scaling.errors import InputError
+from scaling.parallel import available_workers, can_fork, map_shards
 
 # Parameter order inside the fitter: (alpha, beta, e, a, b), as in the paper's huber_optimize.py.
 PARAM_NAMES = ("alpha", "beta", "e", "a", "b")
@@ -44,16 +43,6 @@ def standard_grid() -> np.ndarray:
 
 _EXP_LIMIT = 700.0  # exponents are clamped to +-700: only absurd trial points get there
 _CHUNK_ROWS = 256  # starts per block: keeps the (rows x runs) work arrays in cache
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-    return _POOL
-
-
 _LOCAL = threading.local()
 
 
@@ -89,15 +78,9 @@ class HuberProblem:
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         f = np.empty(theta.shape[0])
         grad = np.empty_like(theta)
-        blocks = [slice(i, i + _CHUNK_ROWS) for i in range(0, theta.shape[0], _CHUNK_ROWS)]
-
-        def run(sl):
+        for i in range(0, theta.shape[0], _CHUNK_ROWS):
+            sl = slice(i, i + _CHUNK_ROWS)
             self._block(theta[sl], f[sl], grad[sl], None if weights is None else weights[sl])
-
-        if len(blocks) > 2:  # numpy releases the GIL inside ufuncs: blocks run on all cores
-            list(_pool().map(run, blocks))
-        else:
-            run(slice(None))
         return f, grad
 
     def _block(self, theta: np.ndarray, f_out: np.ndarray, g_out: np.ndarray, w: np.ndarray | None = None) -> None:
@@ -132,7 +115,8 @@ class HuberProblem:
         np.divide(c, s, out=c)  # d lse / d(term k) = t_k / s
         t1 *= c
         t2 *= c
-        # einsum, not matmul: BLAS would start its own threads inside ours
+        # einsum, not matmul: each row's sums are then independent of the other rows in the block
+        # (BLAS kernels round edge rows differently), so results do not depend on how starts are sharded
         g_out[:, 0] = -np.einsum("ij,j->i", t1, x)
         g_out[:, 1] = -np.einsum("ij,j->i", t2, y)
         g_out[:, 2] = t3 * np.einsum("ij->i", c)
@@ -158,23 +142,38 @@ class BatchResult:
     converged: np.ndarray
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """When one start stops: f_k - f_k+1 <= ftol * max(|f_k|, |f_k+1|, floor), or max |grad| <= gtol."""
+
+    ftol: float
+    gtol: float
+    floor: float = 0.0
+
+
+# scipy's L-BFGS-B defaults (factr = 1e7 times machine epsilon, pgtol = 1e-5): the baseline's own rule
+SCIPY_RULE = StopRule(ftol=1e7 * np.finfo(float).eps, gtol=1e-5, floor=1.0)
+# relative decrease 1e-10: what the reported optimum is polished to
+STRICT_RULE = StopRule(ftol=1e-10, gtol=1e-9, floor=0.0)
+
+
 def batched_lbfgs(
     value_and_grad,
     starts: np.ndarray,
     *,
     memory: int = 10,
     max_iter: int = 500,
-    ftol: float = 1e-10,
-    gtol: float = 1e-9,
+    rule: StopRule = STRICT_RULE,
     row_data: np.ndarray | None = None,
 ) -> BatchResult:
     """Minimise from every start at once with L-BFGS (numpy, no per-start Python loop).
 
     ``value_and_grad(theta[S, P]) -> (f[S], grad[S, P])``. Each start keeps its own curvature
-    pairs (stored in lock-step ring slots; a skipped update stores a null pair) and runs its
-    own backtracking Armijo line search. A start stops when the relative decrease of its
-    objective is <= ``ftol``, its largest gradient entry is <= ``gtol``, or its line search
-    fails; the working arrays are compacted as starts stop.
+    pairs (stored in lock-step ring slots; a skipped update stores a null pair) and runs its own
+    weak-Wolfe line search (sufficient decrease 1e-4, curvature 0.9, as in scipy's L-BFGS-B). A
+    start stops by ``rule`` or when its line search finds no acceptable step; the working arrays
+    are compacted as starts stop. Every start is independent of the others: the same start gives
+    the same result whatever else is in the batch.
 
     ``row_data[S, ...]`` (optional) is per-start data passed along as
     ``value_and_grad(theta, row_data[rows])`` (the bootstrap's run weights).
@@ -196,80 +195,140 @@ def batched_lbfgs(
     out_conv = np.zeros(S, dtype=bool)
     idx = np.flatnonzero(np.isfinite(out_f))
     x, f, g = out_x[idx], out_f[idx], g[idx]
-    s_hist = np.zeros((idx.size, memory, P))
-    y_hist = np.zeros((idx.size, memory, P))
-    rho = np.zeros((idx.size, memory))
+    # slot-major history (memory, starts, P): each slot is one contiguous (starts, P) block
+    s_hist = np.zeros((memory, idx.size, P))
+    y_hist = np.zeros((memory, idx.size, P))
+    rho = np.zeros((memory, idx.size))
     gamma = np.ones(idx.size)
     k = 0
     while idx.size and k < max_iter:
         d = _two_loop(g, s_hist, y_hist, rho, gamma, k)
-        slope = (g * d).sum(axis=1)
+        slope = np.einsum("ij,ij->i", g, d)
         uphill = ~(slope < 0)
         if uphill.any():  # stale curvature: restart those starts on steepest descent
             d[uphill] = -g[uphill]
-            slope[uphill] = -(g[uphill] ** 2).sum(axis=1)
-            rho[uphill] = 0.0
+            slope[uphill] = -np.einsum("ij,ij->i", g[uphill], g[uphill])
+            rho[:, uphill] = 0.0
             gamma[uphill] = 1.0
-        step = np.ones(idx.size)
-        if k == 0:
+        if k == 0:  # no curvature yet: first move is at most 1 in any coordinate
             step = np.minimum(1.0, 1.0 / np.maximum(np.abs(d).max(axis=1), 1e-300))
-        x_new = x + step[:, None] * d
-        f_new, g_new = value_and_grad(x_new, idx)
-        todo = np.flatnonzero(~(f_new <= f + 1e-4 * step * slope))
-        for _ in range(40):
-            if not todo.size:
-                break
-            step[todo] *= 0.25
-            xt = x[todo] + step[todo, None] * d[todo]
-            ft, gt = value_and_grad(xt, idx[todo])
-            x_new[todo], f_new[todo], g_new[todo] = xt, ft, gt
-            todo = todo[~(ft <= f[todo] + 1e-4 * step[todo] * slope[todo])]
-        failed = np.zeros(idx.size, dtype=bool)
-        failed[todo] = True
+        else:
+            step = np.ones(idx.size)
+        x_new, f_new, g_new, failed = _weak_wolfe(value_and_grad, idx, x, f, d, slope, step)
         sk = x_new - x
         yk = g_new - g
-        sy = (sk * yk).sum(axis=1)
-        yy = (yk * yk).sum(axis=1)
+        sy = np.einsum("ij,ij->i", sk, yk)
+        yy = np.einsum("ij,ij->i", yk, yk)
         store = ~failed & np.isfinite(yy) & (yy > 0) & (sy > np.maximum(1e-12 * yy, 1e-300))
         slot = k % memory
-        s_hist[:, slot] = np.where(store[:, None], sk, 0.0)
-        y_hist[:, slot] = np.where(store[:, None], yk, 0.0)
-        rho[:, slot] = np.where(store, 1.0 / np.where(store, sy, 1.0), 0.0)
+        s_hist[slot] = np.where(store[:, None], sk, 0.0)
+        y_hist[slot] = np.where(store[:, None], yk, 0.0)
+        rho[slot] = np.where(store, 1.0 / np.where(store, sy, 1.0), 0.0)
         gamma = np.where(store, sy / np.where(store, yy, 1.0), gamma)
         decrease = f - f_new
+        scale = np.maximum(np.maximum(np.abs(f), np.abs(f_new)), rule.floor)
         ok = ~failed
         x[ok], f[ok], g[ok] = x_new[ok], f_new[ok], g_new[ok]
         k += 1
-        done = ok & (
-            (decrease <= ftol * np.abs(f_new)) | (np.abs(g_new).max(axis=1) <= gtol)
-        )
+        done = ok & ((decrease <= rule.ftol * scale) | (np.abs(g_new).max(axis=1) <= rule.gtol))
         stop = done | failed
         if stop.any():
             out_x[idx[stop]], out_f[idx[stop]] = x[stop], f[stop]
             out_iters[idx[stop]] = k
-            out_conv[idx[stop]] = done[stop] | (np.abs(g[stop]).max(axis=1) <= 1e3 * gtol)
+            out_conv[idx[stop]] = done[stop] | (np.abs(g[stop]).max(axis=1) <= 1e3 * rule.gtol)
             keep = ~stop
             idx, x, f, g = idx[keep], x[keep], f[keep], g[keep]
-            s_hist, y_hist, rho, gamma = s_hist[keep], y_hist[keep], rho[keep], gamma[keep]
+            s_hist, y_hist, rho, gamma = s_hist[:, keep], y_hist[:, keep], rho[:, keep], gamma[keep]
     out_x[idx], out_f[idx], out_iters[idx] = x, f, k
     return BatchResult(out_x, out_f, out_iters, out_conv)
 
 
+_ARMIJO = 1e-4  # sufficient decrease
+_CURVATURE = 0.9  # weak Wolfe curvature condition, as in scipy's L-BFGS-B
+_MAX_TRIALS = 30
+
+
+def _weak_wolfe(value_and_grad, idx, x, f, d, slope, step):
+    """Batched weak-Wolfe line search by bracketing: a step that fails sufficient decrease caps
+    the bracket, one that passes it with the slope still steep raises its floor; the next trial
+    is 4x the floor (no cap yet), a quarter of the cap (no floor yet), or the bracket's midpoint.
+    Returns the accepted (x, f, grad) per start and a mask of starts that found no step with
+    sufficient decrease (a start whose bracket never closed keeps its best decreasing step)."""
+    n = idx.size
+    x_new, f_new, g_new = x.copy(), f.copy(), np.zeros_like(x)
+    lo, hi = np.zeros(n), np.full(n, np.inf)
+    have_lo = np.zeros(n, dtype=bool)
+    x_lo, f_lo, g_lo = np.empty_like(x), np.empty(n), np.empty_like(x)
+    pos, t = np.arange(n), step
+    for _ in range(_MAX_TRIALS):
+        xt = x[pos] + t[:, None] * d[pos]
+        ft, gt = value_and_grad(xt, idx[pos])
+        armijo = ft <= f[pos] + _ARMIJO * t * slope[pos]
+        curvature = np.einsum("ij,ij->i", gt, d[pos]) >= _CURVATURE * slope[pos]
+        accept = armijo & curvature
+        p = pos[accept]
+        x_new[p], f_new[p], g_new[p] = xt[accept], ft[accept], gt[accept]
+        short = armijo & ~curvature
+        p = pos[short]
+        lo[p], have_lo[p] = t[short], True
+        x_lo[p], f_lo[p], g_lo[p] = xt[short], ft[short], gt[short]
+        hi[pos[~armijo]] = t[~armijo]
+        pos = pos[~accept]
+        if not pos.size:
+            break
+        lo_p, hi_p = lo[pos], hi[pos]
+        t = np.where(np.isinf(hi_p), 4.0 * lo_p, np.where(have_lo[pos], 0.5 * (lo_p + hi_p), 0.25 * hi_p))
+    fallback = pos[have_lo[pos]]
+    x_new[fallback], f_new[fallback], g_new[fallback] = x_lo[fallback], f_lo[fallback], g_lo[fallback]
+    failed = np.zeros(n, dtype=bool)
+    failed[pos[~have_lo[pos]]] = True
+    return x_new, f_new, g_new, failed
+
+
 def _two_loop(g, s_hist, y_hist, rho, gamma, k):
-    """Batched L-BFGS two-loop recursion; slot (k-1) % m holds the newest pair."""
-    m = s_hist.shape[1]
+    """Batched L-BFGS two-loop recursion over slot-major history (memory, starts, P);
+    slot (k-1) % memory holds the newest pair, null pairs have rho = 0."""
+    m = s_hist.shape[0]
     q = g.copy()
-    alphas = np.zeros((g.shape[0], m))
+    alphas = {}
     order = [(k - 1 - j) % m for j in range(min(k, m))]  # newest to oldest
     for pos in order:
-        a_j = rho[:, pos] * (s_hist[:, pos] * q).sum(axis=1)
-        alphas[:, pos] = a_j
-        q -= a_j[:, None] * y_hist[:, pos]
+        a_j = rho[pos] * np.einsum("ij,ij->i", s_hist[pos], q)
+        alphas[pos] = a_j
+        q -= a_j[:, None] * y_hist[pos]
     q *= gamma[:, None]
     for pos in reversed(order):
-        b_j = rho[:, pos] * (y_hist[:, pos] * q).sum(axis=1)
-        q += (alphas[:, pos] - b_j)[:, None] * s_hist[:, pos]
+        b_j = rho[pos] * np.einsum("ij,ij->i", y_hist[pos], q)
+        q += (alphas[pos] - b_j)[:, None] * s_hist[pos]
     return -q
+
+
+_SHARD_MIN_STARTS = 256  # below this many starts per worker, forking costs more than it saves
+
+
+def _lbfgs_shard(job: tuple) -> BatchResult:
+    problem, starts, row_data, rule = job
+    return batched_lbfgs(problem.value_and_grad, starts, rule=rule, row_data=row_data)
+
+
+def sharded_lbfgs(problem: HuberProblem, starts: np.ndarray, *, rule: StopRule = STRICT_RULE,
+                  row_data: np.ndarray | None = None, workers: int | None = None) -> BatchResult:
+    """``batched_lbfgs`` on ``problem`` with the starts dealt round-robin to worker processes
+    (scaling.parallel). Starts are independent, so the result is the same as one batch's."""
+    n = starts.shape[0]
+    workers = available_workers() if workers is None else workers
+    n_shards = max(1, min(workers, n // _SHARD_MIN_STARTS)) if can_fork() else 1
+    # deal a fixed shuffle round-robin: grid order is systematic (neighbouring starts cost alike)
+    order = np.random.default_rng(0).permutation(n)
+    shards = [np.sort(order[i::n_shards]) for i in range(n_shards)]
+    jobs = [(problem, starts[rows], None if row_data is None else row_data[rows], rule) for rows in shards]
+    parts = map_shards(_lbfgs_shard, jobs, n_shards)
+    out = BatchResult(np.empty_like(starts, dtype=np.float64), np.empty(n), np.empty(n, dtype=np.int64),
+                      np.empty(n, dtype=bool))
+    for rows, part in zip(shards, parts):
+        out.theta[rows], out.objective[rows] = part.theta, part.objective
+        out.iterations[rows], out.converged[rows] = part.iterations, part.converged
+    return out
 
 
 @dataclass
@@ -326,8 +385,40 @@ def fit_law(
     params, tokens, losses = (np.asarray(v, dtype=np.float64) for v in (params, tokens, losses))
     problem, shift = _centred_problem(params, tokens, losses, delta)
     grid = standard_grid() if starts is None else np.asarray(starts, dtype=np.float64)
-    result = batched_lbfgs(problem.value_and_grad, _to_centred(grid, shift))
+    result = _grid_optima(problem, _to_centred(grid, shift), shift)
     return _summarise(result, shift, params.size, delta, name)
+
+
+POLISH_MARGIN = 1e-2  # starts ending within 1% of the best are polished to the strict rule
+
+
+def _grid_optima(problem: HuberProblem, starts: np.ndarray, shift) -> BatchResult:
+    """Every start to scipy L-BFGS-B's default stopping rule, then the starts within
+    ``POLISH_MARGIN`` of the best (of any start, and of those forming a valid law) on to
+    ``STRICT_RULE``. Only those can be reported or counted as reaching the best; the others
+    are settled in basins at least 1% worse, where the extra digits change nothing."""
+    first = sharded_lbfgs(problem, starts, rule=SCIPY_RULE)
+    objective = np.where(np.isfinite(first.objective), first.objective, np.inf)
+    valid = _valid_law(_from_centred(first.theta, shift), objective)
+    near = objective <= objective.min() * (1 + POLISH_MARGIN)
+    if valid.any():
+        near |= valid & (objective <= objective[valid].min() * (1 + POLISH_MARGIN))
+    rows = np.flatnonzero(near & np.isfinite(objective))
+    if rows.size:
+        second = sharded_lbfgs(problem, first.theta[rows], rule=STRICT_RULE)
+        first.theta[rows], first.objective[rows] = second.theta, second.objective
+        first.iterations[rows] += second.iterations
+        first.converged[rows] = second.converged
+    return first
+
+
+def _valid_law(theta: np.ndarray, objective: np.ndarray) -> np.ndarray:
+    """Rows (uncentred alpha, beta, e, a, b) that form a valid law: finite objective,
+    alpha, beta > 0, A, B, E finite and A, B > 0."""
+    with np.errstate(over="ignore"):
+        return (np.isfinite(objective) & (theta[:, 0] > 0) & (theta[:, 1] > 0)
+                & np.all(np.isfinite(np.exp(theta[:, 2:])), axis=1)
+                & (np.exp(theta[:, 3]) > 0) & (np.exp(theta[:, 4]) > 0))
 
 
 def _centred_problem(params, tokens, losses, delta):
@@ -359,9 +450,7 @@ def _summarise(result: BatchResult, shift, n_runs: int, delta: float, name: str)
         raise InputError("the fit failed from every start (non-finite objective everywhere)")
     objective = np.where(finite, result.objective, np.inf)
     theta = _from_centred(result.theta, shift)
-    with np.errstate(over="ignore"):
-        valid = (finite & (theta[:, 0] > 0) & (theta[:, 1] > 0) & np.all(np.isfinite(np.exp(theta[:, 2:])), axis=1)
-                 & (np.exp(theta[:, 3]) > 0) & (np.exp(theta[:, 4]) > 0))
+    valid = _valid_law(theta, objective)
     if not valid.any():
         raise InputError("no start of the fit reached a valid law (positive exponents, finite coefficients): "
                          "the runs do not determine Eq. 4; add runs at more sizes or ratios")
@@ -408,13 +497,13 @@ def bootstrap_fits(
     params, tokens, losses = (np.asarray(v, dtype=np.float64) for v in (params, tokens, losses))
     problem, shift = _centred_problem(params, tokens, losses, delta)
     grid = standard_grid() if starts is None else np.asarray(starts, dtype=np.float64)
-    full = batched_lbfgs(problem.value_and_grad, _to_centred(grid, shift))
+    full = _grid_optima(problem, _to_centred(grid, shift), shift)
     basins = _distinct_best(full.theta, full.objective, n_starts)
     rng = np.random.default_rng(seed)
     n = len(params)
     counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_resamples)])
     k = basins.shape[0]
-    result = batched_lbfgs(problem.value_and_grad, np.tile(basins, (n_resamples, 1)),
+    result = sharded_lbfgs(problem, np.tile(basins, (n_resamples, 1)),
                            row_data=np.repeat(counts.astype(np.float64), k, axis=0))
     objective = np.where(np.isfinite(result.objective), result.objective, np.inf).reshape(n_resamples, k)
     best = objective.argmin(axis=1)
