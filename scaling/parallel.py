@@ -6,18 +6,20 @@ Forking costs a few milliseconds and copies nothing up front; a shard's argument
 are pickled (they are small: starting points and final points, not the run data's products).
 
 Work stays in this process when forking is not safe or not worth it: one worker asked for
-(``BEYOND_FIT_WORKERS=1``), a platform without ``fork``, a process that already runs other
-Python threads, or a daemonic worker (which may not have children). Shards must be independent,
-so the result is the same whichever way they run.
+(``BEYOND_FIT_WORKERS=1``), a platform other than Linux, a process that already runs other
+Python threads, or a daemonic worker (which may not have children); and it is redone here if
+a worker dies. Shards must be independent, so the result is the same whichever way they run.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -41,7 +43,7 @@ def available_workers() -> int:
 
 def can_fork() -> bool:
     """True when forking workers is safe here (see the module docstring)."""
-    return ("fork" in multiprocessing.get_all_start_methods()
+    return (sys.platform.startswith("linux")  # macOS has fork, but its system libraries are not fork-safe
             and threading.active_count() == 1
             and not multiprocessing.current_process().daemon)
 
@@ -54,5 +56,8 @@ def map_shards(fn: Callable[[Any], T], shards: Sequence[Any], workers: int | Non
     workers = min(workers, len(shards))
     if workers <= 1 or not can_fork():
         return [fn(s) for s in shards]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, shards))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(fn, shards))
+    except (BrokenProcessPool, OSError):  # a worker was killed, or no process could be started
+        return [fn(s) for s in shards]

@@ -119,3 +119,60 @@ def test_bootstrap_is_seeded_and_brackets_the_fit(paper_runs_csv):
     assert a == b
     iv = bootstrap_intervals(a)
     assert all(lo <= hi for lo, hi in iv.values())
+
+
+def test_phase_one_stops_by_scipys_default_rule():
+    # the first pass stops every start exactly as scipy's L-BFGS-B does by default (the baseline)
+    import inspect
+
+    from scipy.optimize._lbfgsb_py import _minimize_lbfgsb
+
+    from scaling.fit import SCIPY_RULE
+
+    defaults = inspect.signature(_minimize_lbfgsb).parameters
+    assert SCIPY_RULE.ftol == pytest.approx(defaults["ftol"].default, rel=1e-12)
+    assert SCIPY_RULE.gtol == defaults["gtol"].default
+    assert SCIPY_RULE.floor == 1.0
+
+
+def test_sharded_starts_give_the_same_result_as_one_batch(paper_runs_csv):
+    # starts are independent and every row is evaluated on its own, so sharding changes nothing
+    from scaling.fit import _centred_problem, _to_centred, sharded_lbfgs
+    from scaling.parallel import can_fork
+
+    if not can_fork():
+        pytest.skip("this process cannot fork workers (other threads are running)")
+    runs = read_runs(paper_runs_csv)
+    problem, shift = _centred_problem(runs.params, runs.tokens, runs.loss, 1e-3)
+    starts = _to_centred(standard_grid()[::3], shift)
+    one = batched_lbfgs(problem.value_and_grad, starts)
+    two = sharded_lbfgs(problem, starts, workers=2)
+    np.testing.assert_array_equal(one.theta, two.theta)
+    np.testing.assert_array_equal(one.objective, two.objective)
+    np.testing.assert_array_equal(one.iterations, two.iterations)
+
+
+def test_fit_is_the_same_with_one_or_two_worker_processes(paper_runs_csv, monkeypatch):
+    runs = read_runs(paper_runs_csv)
+    monkeypatch.setenv("BEYOND_FIT_WORKERS", "1")
+    serial = fit_law(runs.params, runs.tokens, runs.loss).as_dict()
+    monkeypatch.setenv("BEYOND_FIT_WORKERS", "2")
+    assert fit_law(runs.params, runs.tokens, runs.loss).as_dict() == serial
+
+
+def test_a_row_evaluates_the_same_alone_or_in_any_batch():
+    rng = np.random.default_rng(3)
+    p = HuberProblem(rng.uniform(-3, 3, 40), rng.uniform(-3, 3, 40), np.log(rng.uniform(2, 4, 40)))
+    theta = np.column_stack([rng.uniform(0, 2, 600), rng.uniform(0, 2, 600), rng.uniform(-1, 1, 600),
+                             rng.uniform(0, 25, 600), rng.uniform(0, 25, 600)])
+    f, g = p.value_and_grad(theta)
+    for rows in (np.arange(1), np.arange(5, 300, 7), np.arange(599, 0, -2)):
+        f2, g2 = p.value_and_grad(theta[rows])
+        np.testing.assert_array_equal(f2, f[rows])
+        np.testing.assert_array_equal(g2, g[rows])
+
+
+def test_overflowing_trial_points_give_an_infinite_objective_not_an_error():
+    p = HuberProblem(np.array([-1.0, 0.0, 1.0]), np.array([1.0, 0.0, -1.0]), np.log([3.0, 2.5, 2.2]))
+    f, _ = p.value_and_grad(np.array([[0.3, 0.3, 0.5, 900.0, 1.0], [0.3, 0.3, 0.5, 1.0, 1.0]]))
+    assert not np.isfinite(f[0]) and np.isfinite(f[1])
