@@ -1,9 +1,10 @@
 """Forked shards (scaling.parallel): same results as in-process, and a safe fallback."""
 
 import os
+import subprocess
+import sys
 import threading
-
-import pytest
+from pathlib import Path
 
 from scaling.parallel import WORKERS_ENV, available_workers, can_fork, map_shards
 
@@ -13,11 +14,21 @@ def _pid_and_square(x: int) -> tuple[int, int]:
 
 
 def test_shards_run_in_worker_processes_and_keep_their_order():
-    if not can_fork():
-        pytest.skip("this process cannot fork workers (other threads are running)")
-    out = map_shards(_pid_and_square, [1, 2, 3, 4], workers=2)
-    assert [v for _, v in out] == [1, 4, 9, 16]
-    assert os.getpid() not in {pid for pid, _ in out}
+    # in a fresh interpreter: this test process may already run other threads (then nothing forks)
+    script = (
+        "import os\n"
+        "from scaling.parallel import can_fork, map_shards\n"
+        "from tests.test_parallel import _pid_and_square\n"
+        "assert can_fork()\n"
+        "out = map_shards(_pid_and_square, [1, 2, 3, 4], workers=2)\n"
+        "assert [v for _, v in out] == [1, 4, 9, 16], out\n"
+        "assert os.getpid() not in {pid for pid, _ in out}, out\n"
+        "print('forked')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "forked"
 
 
 def test_one_worker_or_other_threads_keep_the_work_in_this_process():
