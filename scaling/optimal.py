@@ -29,6 +29,7 @@ from scaling.law import check_loss_reachable, chinchilla_for_loss
 
 _NEWTON_ITERATIONS = 60
 _NEWTON_RTOL = 1e-15
+_CHUNK = 1 << 15  # points solved together
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,20 @@ def compute_optimal(c: LawCoefficients, target_loss, inference_tokens) -> ModelC
     target = check_loss_reachable(c, target_loss)
     demand = _check_demand("inference tokens", inference_tokens)
     target, demand = np.broadcast_arrays(target, demand)
+    if target.size <= _CHUNK:
+        return _compute_optimal(c, target, demand)
+    # in chunks: a chunk's temporaries stay in cache, where fresh 8 MB arrays per operation
+    # would page-fault on every use (about 2x slower for 10^6 points)
+    flat_target, flat_demand = target.ravel(), demand.ravel()
+    params, tokens = np.empty(target.size), np.empty(target.size)
+    for i in range(0, target.size, _CHUNK):
+        part = _compute_optimal(c, flat_target[i : i + _CHUNK], flat_demand[i : i + _CHUNK])
+        params[i : i + _CHUNK], tokens[i : i + _CHUNK] = part.params, part.tokens
+    return ModelChoice(params=params.reshape(target.shape), tokens=tokens.reshape(target.shape))
+
+
+def _compute_optimal(c: LawCoefficients, target: np.ndarray, demand: np.ndarray) -> ModelChoice:
+    """compute_optimal on checked, broadcast arrays."""
     gap = target - c.E
     c1 = 1.0 + c.beta / c.alpha
     c2 = demand * c.beta / (3.0 * c.alpha) * c.B ** (-1.0 / c.beta)
