@@ -412,7 +412,8 @@ def _grid_optima(problem: HuberProblem, starts: np.ndarray, shift) -> BatchResul
     """Every start to scipy L-BFGS-B's default stopping rule, then the starts within
     ``POLISH_MARGIN`` of the best (of any start, and of those forming a valid law) on to
     ``STRICT_RULE``. Only those can be reported or counted as reaching the best; the others
-    are settled in basins at least 1% worse, where the extra digits change nothing."""
+    stopped, by scipy's own rule, at least 1% above it (another basin, or a flat valley where
+    scipy stops them too)."""
     first = sharded_lbfgs(problem, starts, rule=SCIPY_RULE)
     objective = np.where(np.isfinite(first.objective), first.objective, np.inf)
     valid = _valid_law(_from_centred(first.theta, shift), objective)
