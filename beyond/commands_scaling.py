@@ -316,6 +316,10 @@ def _run_bootstrap(table, args):
 
     try:
         from tqdm import tqdm
+
+        # no monitor thread: with another Python thread running, the fitter does not fork its
+        # worker processes (scaling/parallel.py) and the bootstrap takes twice as long
+        tqdm.monitor_interval = 0
     except ImportError:  # progress is optional
         tqdm = None
     bar = tqdm(total=args.bootstrap, desc="bootstrap", unit="fit", file=sys.stderr,
