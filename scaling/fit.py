@@ -21,7 +21,7 @@ import numpy as np
 
 from scaling.coefficients import LawCoefficients
 from scaling.errors import InputError
-from scaling.parallel import available_workers, can_fork, map_shards
+from scaling.parallel import map_shards, usable_workers
 
 # Parameter order inside the fitter: (alpha, beta, e, a, b), as in the paper's huber_optimize.py.
 PARAM_NAMES = ("alpha", "beta", "e", "a", "b")
@@ -181,14 +181,11 @@ def batched_lbfgs(
     ``value_and_grad(theta, row_data[rows])`` (the bootstrap's run weights).
     """
     S, P = starts.shape
+    plain = value_and_grad
     if row_data is not None:
-        plain = value_and_grad
-
         def value_and_grad(theta, rows):  # noqa: F811 - rows select the per-start data
             return plain(theta, row_data[rows])
     else:
-        plain = value_and_grad
-
         def value_and_grad(theta, rows):  # noqa: F811
             return plain(theta)
     out_x = starts.astype(np.float64).copy()
@@ -332,8 +329,7 @@ def sharded_lbfgs(problem: HuberProblem, starts: np.ndarray, *, rule: StopRule =
     """``batched_lbfgs`` on ``problem`` with the starts dealt round-robin to worker processes
     (scaling.parallel). Starts are independent, so the result is the same as one batch's."""
     n = starts.shape[0]
-    workers = available_workers() if workers is None else workers
-    n_shards = max(1, min(workers, n // _SHARD_MIN_STARTS)) if can_fork() else 1
+    n_shards = max(1, min(usable_workers(workers), n // _SHARD_MIN_STARTS))
     # deal a fixed shuffle round-robin: grid order is systematic (neighbouring starts cost alike)
     order = np.random.default_rng(0).permutation(n)
     shards = [np.sort(order[i::n_shards]) for i in range(n_shards)]

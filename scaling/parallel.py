@@ -48,13 +48,20 @@ def can_fork() -> bool:
             and not multiprocessing.current_process().daemon)
 
 
+def usable_workers(workers: int | None = None) -> int:
+    """How many processes work will actually run on: ``workers`` (default: available_workers())
+    when forking is possible here, else 1."""
+    if not can_fork():
+        return 1
+    return available_workers() if workers is None else max(1, workers)
+
+
 def map_shards(fn: Callable[[Any], T], shards: Sequence[Any], workers: int | None = None) -> list[T]:
     """``[fn(s) for s in shards]``, the shards spread over up to ``workers`` forked processes.
 
     ``fn`` must be a module-level function (it is pickled by name)."""
-    workers = available_workers() if workers is None else workers
-    workers = min(workers, len(shards))
-    if workers <= 1 or not can_fork():
+    workers = min(usable_workers(workers), len(shards))
+    if workers <= 1:
         return [fn(s) for s in shards]
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:

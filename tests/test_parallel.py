@@ -6,7 +6,7 @@ import sys
 import threading
 from pathlib import Path
 
-from scaling.parallel import WORKERS_ENV, available_workers, can_fork, map_shards
+from scaling.parallel import WORKERS_ENV, available_workers, can_fork, map_shards, usable_workers
 
 
 def _pid_and_square(x: int) -> tuple[int, int]:
@@ -37,7 +37,7 @@ def test_one_worker_or_other_threads_keep_the_work_in_this_process():
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert not can_fork()
+        assert not can_fork() and usable_workers(2) == 1
         out = map_shards(_pid_and_square, [1, 2, 3], workers=2)
     finally:
         stop.set()
