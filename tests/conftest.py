@@ -25,6 +25,14 @@ def _reference_file(name: str) -> Path:
     return path
 
 
+def require_train_extra() -> None:
+    """Skip without the [train] extra (llm-foundry), or fail when REQUIRE_TRAIN_EXTRA=1 (.ci/run)."""
+    if os.environ.get("REQUIRE_TRAIN_EXTRA") == "1":
+        import llmfoundry  # noqa: F401 - fail loudly in CI
+    else:
+        pytest.importorskip("llmfoundry", reason="the [train] extra is not installed")
+
+
 @pytest.fixture(scope="session")
 def paper_runs_csv() -> Path:
     """The paper's 47 runs (trainingresults.csv)."""

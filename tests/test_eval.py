@@ -14,7 +14,7 @@ import pytest
 
 from eval.averages import category_report, core_from_categories, rescaled
 from eval.gauntlet import DEFAULT_GAUNTLET, check_data, load_gauntlet, select
-from tests.conftest import run_cli
+from tests.conftest import require_train_extra, run_cli
 
 CATEGORIES = ["world_knowledge", "commonsense_reasoning", "language_understanding",
               "symbolic_problem_solving", "reading_comprehension"]
@@ -122,8 +122,7 @@ def _gauntlet_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    if os.environ.get("REQUIRE_TRAIN_EXTRA") != "1":
-        pytest.importorskip("llmfoundry")
+    require_train_extra()
     work = tmp_path_factory.mktemp("eval")
     proc = run_cli("train", "mpt-tiny", "-r", "5", "--set", "model.vocab_size=1024", "--set",
                    "tokenizer.kwargs.vocab_size=1024", "--run-dir", str(work / "tiny"), "--cache-dir", str(work / "cache"))

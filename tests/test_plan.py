@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from scaling.fit import bootstrap_fits, bootstrap_intervals, fit_law
 from scaling.runs import read_runs
 from scaling.uncertainty import summarise
-from tests.conftest import run_cli
+from tests.conftest import require_train_extra, run_cli
 
 EPOCH_95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}  # Epoch AI's published intervals
 
@@ -88,8 +87,7 @@ def test_wildly_disagreeing_sets_are_flagged():
 
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory) -> dict:
-    if os.environ.get("REQUIRE_TRAIN_EXTRA") != "1":
-        pytest.importorskip("llmfoundry")
+    require_train_extra()
     out = tmp_path_factory.mktemp("plan")
     proc = run_cli("plan", "--like-params", "13B", "--inference-tokens", "2T", "--coefficients", "sardana-all",
                    "--data", "s3://bucket/mds", "--out", str(out), "--backend", "slurm", "--partition", "a100", "--json")
@@ -120,8 +118,7 @@ def test_planned_yaml_builds_in_llmfoundry_on_meta_device(plan):
 
 
 def test_plan_demand_zero_is_chinchilla_and_unreachable_loss_fails(tmp_path):
-    if os.environ.get("REQUIRE_TRAIN_EXTRA") != "1":
-        pytest.importorskip("llmfoundry")
+    require_train_extra()
     proc = run_cli("plan", "--like-params", "7B", "--inference-tokens", "0", "--data", "s3://b/m",
                    "--out", str(tmp_path / "p0"), "--json")
     r = json.loads(proc.stdout)

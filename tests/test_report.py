@@ -17,7 +17,7 @@ import pytest
 from scaling import figures
 from scaling.coefficients import NAMED_SETS
 from scaling.runs import read_runs
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, require_train_extra, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,7 @@ grid:
 
 
 def test_demo_interrupted_and_continued(tmp_path):
-    if os.environ.get("REQUIRE_TRAIN_EXTRA") != "1":
-        pytest.importorskip("llmfoundry")
+    require_train_extra()
     spec = tmp_path / "demo.yaml"
     spec.write_text(DEMO_SPEC)
     out = tmp_path / "demo"

@@ -18,12 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, require_train_extra, run_cli
 
-if os.environ.get("REQUIRE_TRAIN_EXTRA") == "1":
-    import llmfoundry  # noqa: F401
-else:
-    pytest.importorskip("llmfoundry", reason="the [train] extra is not installed")
+require_train_extra()
 
 TABLE4 = {  # model: (batch size, ratios), Table 4
     "mpt-150m": (160, [10, 15, 20, 30, 50, 75, 100, 250, 500, 1000, 5000, 10000]),

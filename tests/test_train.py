@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 
 from scaling.model_size import mpt_param_count
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, require_train_extra, run_cli
 
-if os.environ.get("REQUIRE_TRAIN_EXTRA") == "1":
-    import llmfoundry  # noqa: F401 - fail loudly in CI
-else:
-    pytest.importorskip("llmfoundry", reason="the [train] extra is not installed")
+require_train_extra()
 
 TABLE4 = {"150M": 151e6, "370M": 367e6, "750M": 749e6, "1.3B": 1.26e9, "2.5B": 2.46e9, "6B": 6.05e9}
 # A CPU-sized run: mpt-tiny with a 1,024-token local BPE, 5 tokens/param (371 batches of 16 x 128).
