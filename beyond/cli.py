@@ -42,7 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from beyond import commands_demo, commands_eval, commands_plan, commands_scaling, commands_sweep, commands_train
+    from beyond import (
+        commands_check,
+        commands_demo,
+        commands_eval,
+        commands_plan,
+        commands_scaling,
+        commands_sweep,
+        commands_train,
+    )
 
     commands_scaling.register(sub)
     commands_train.register(sub)
@@ -51,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_eval.register_report(sub)
     commands_plan.register(sub)
     commands_demo.register(sub)
+    commands_check.register(sub)
     return parser
 
 

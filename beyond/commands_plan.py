@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--time")
     p.add_argument("--account")
     p.add_argument("--git-repo", help="mcli: this project's repository (OWNER/NAME)")
+    p.add_argument("--allow-repeat", action="store_true",
+                   help="plan a run that needs more tokens than the data holds (the paper never repeats data)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_plan)
 
@@ -75,7 +77,8 @@ def _plan(args) -> int:
     planned = plan_model(coeffs, target, float(opt.params), args.out, args.data, args.name)
     spec = load_spec(planned.sweep_yaml)
     hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
-    rows = plan_sweep(spec, hw)
+    world = args.nodes * max(args.gpus_per_node, 1) if args.backend == "slurm" else args.gpus
+    rows = plan_sweep(spec, hw, allow_repeat=args.allow_repeat, world_size=world)
     row = rows[0]
     files = []
     if args.backend == "slurm":

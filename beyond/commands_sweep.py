@@ -33,9 +33,18 @@ def register(sub) -> None:
     _hardware(launch)
     launch.add_argument("--backend", choices=("local", "slurm", "mcli"), default="local", help="where runs go")
     launch.add_argument("--dry-run", action="store_true", help="write configs and scripts, submit nothing")
+    launch.add_argument("--skip-checks", action="store_true",
+                        help="do not run the cheap preflight checks (`beyond check --cheap`) before launching")
+    lo = launch.add_argument_group("local")
+    lo.add_argument("--nproc", type=int, default=1, metavar="N",
+                    help="processes per run on this machine (default 1): N > 1 runs Composer's launcher with N ranks, "
+                    "one per GPU where there are GPUs, gloo CPU processes elsewhere")
     sl = launch.add_argument_group("slurm")
     sl.add_argument("--nodes", type=int, default=1, help="nodes per run (default 1)")
     sl.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8; 0 for CPU nodes)")
+    sl.add_argument("--procs-per-node", type=int, metavar="N",
+                    help="training processes per node (default: one per GPU; on CPU nodes, --gpus-per-node 0, "
+                    "N gloo processes)")
     sl.add_argument("--cpus-per-task", type=int, help="CPUs per node task")
     sl.add_argument("--partition", help="Slurm partition")
     sl.add_argument("--time", help="time limit (e.g. 24:00:00)")
@@ -70,6 +79,8 @@ def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--out", type=Path, help="sweep folder (default: the spec's out)")
     if data:
         p.add_argument("--data", help="data for every run (overrides the spec's data:)")
+        p.add_argument("--allow-repeat", action="store_true",
+                       help="plan runs that need more tokens than the data holds (the paper never repeats data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -98,7 +109,19 @@ def _plan_rows(args, spec):
 
     hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
     with tqdm(total=len(spec.runs), desc="planning", unit="run", file=sys.stderr, leave=False) as bar:
-        return plan_sweep(spec, hw, progress=bar.update)
+        return plan_sweep(spec, hw, progress=bar.update, allow_repeat=args.allow_repeat,
+                          world_size=_world_size(args))
+
+
+def _world_size(args) -> int:
+    """Processes each run will use, for llm-foundry's batch-size arithmetic."""
+    if getattr(args, "action", None) != "launch":
+        return 1
+    if args.backend == "local":
+        return max(args.nproc, 1)
+    if args.backend == "slurm":
+        return args.nodes * (args.procs_per_node or max(args.gpus_per_node, 1))
+    return args.gpus
 
 
 def _plan(args) -> int:
@@ -129,14 +152,18 @@ def _launch(args) -> int:
     from train import launch as L
 
     spec = _spec(args)
+    if args.nproc < 1:
+        raise InputError(f"--nproc must be at least 1, got {args.nproc}")
     _plan_rows(args, spec)
     pending = [s.name for s in L.states(spec) if s.state not in ("done", "queued", "running")]
+    if not args.skip_checks and pending:
+        _preflight(spec, pending, args.backend, warn_only=args.dry_run or args.test_only)
     skipped = len(spec.runs) - len(pending)
     result: dict = {"sweep": spec.name, "backend": args.backend, "skipped": skipped, "pending": pending}
     code = 0
     if args.backend == "local":
         if not args.dry_run:
-            ran = L.launch_local(spec, pending)
+            ran = L.launch_local(spec, pending, nproc=args.nproc)
             result["exit_codes"] = dict(ran)
             failed = [n for n, c in ran if c != 0]
             if failed:
@@ -146,7 +173,7 @@ def _launch(args) -> int:
     elif args.backend == "slurm":
         opts = L.SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
                               partition=args.partition, time=args.time, account=args.account,
-                              extra=tuple(args.sbatch_arg))
+                              extra=tuple(args.sbatch_arg), procs_per_node=args.procs_per_node)
         scripts = L.write_sbatch(spec, pending, opts)
         result["scripts"] = [str(p) for p in scripts]
         if args.test_only:
@@ -174,6 +201,24 @@ def _launch(args) -> int:
             for name, value in (result.get(key) or {}).items():
                 sys.stdout.write(f"  {name}: {value}\n")
     return code
+
+
+def _preflight(spec, pending: list[str], backend: str, warn_only: bool) -> None:
+    """The cheap preflight checks (no downloads) on the first pending run: the first problem stops
+    the launch (one line), or is a warning on stderr when nothing will be submitted."""
+    from omegaconf import OmegaConf
+
+    from train.preflight import cheap_checks, problems, run_tokens_of
+
+    config = OmegaConf.to_container(OmegaConf.load(spec.out / pending[0] / "config.yaml"), resolve=True)
+    found = problems(cheap_checks(config, backend, run_tokens_of(config)))
+    if found and warn_only:
+        for line in found:
+            sys.stderr.write(f"beyond: warning: preflight: {line}\n")
+    elif found:
+        raise InputError(f"preflight: {found[0]}" + (f" (and {len(found) - 1} more: run `beyond check "
+                         f"{spec.out / pending[0]} --backend {backend}`)" if len(found) > 1 else "")
+                         + "; or pass --skip-checks")
 
 
 def _status(args) -> int:

@@ -30,33 +30,44 @@ def register(sub) -> None:
                    "(default: <run-dir>/../.cache)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any llm-foundry setting, dotted (repeatable), e.g. --set global_train_batch_size=8")
-    p.add_argument("--dry-run", action="store_true", help="resolve and write RUN_DIR/config.yaml, do not train")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="processes on this machine (default 1): N > 1 starts Composer's launcher with N ranks, one "
+                   "per GPU where there are GPUs, gloo CPU processes elsewhere; the global batch stays the same")
+    p.add_argument("--allow-repeat", action="store_true",
+                   help="train even if the run needs more tokens than the data holds (the paper never repeats data); "
+                   "the record stores the number of epochs")
+    p.add_argument("--dry-run", action="store_true", help="resolve and validate the config with llm-foundry's own "
+                   "checks, write RUN_DIR/config.yaml, do not train")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from train.config import build_run
-    from train.run import existing_record, run_training, write_config
+    from train.config import build_run, launched_world_size
+    from train.run import existing_record, run_launcher, run_training, write_config
     from train.zoo import model_yaml
 
     ratio = args.tokens_per_param
     if ratio is not None and not ratio > 0:
         raise InputError(f"--tokens-per-param must be positive, got {ratio:g}")
+    if args.nproc < 1:
+        raise InputError(f"--nproc must be at least 1, got {args.nproc}")
+    launcher = args.nproc > 1 and launched_world_size() == 1
     stem = model_yaml(args.model).stem
     run_dir = args.run_dir or Path("runs") / (stem if ratio is None else f"{stem}-r{ratio:g}")
     record = existing_record(run_dir)  # a finished run: nothing to do
     if record is not None:
         return _report(record, args, skipped=True)
-    plan = build_run(args.model, run_dir, tokens_per_param=ratio, data=args.data,
-                     cache_dir=args.cache_dir, overrides=args.overrides)
+    plan = build_run(args.model, run_dir, tokens_per_param=ratio, data=args.data, cache_dir=args.cache_dir,
+                     overrides=args.overrides, allow_repeat=args.allow_repeat,
+                     world_size=args.nproc if launcher else launched_world_size())
     if args.dry_run:
         write_config(plan)
         sys.stdout.write(f"wrote {run_dir / 'config.yaml'}: {plan.params:,} params, "
                          f"{plan.tokens or 0:,} tokens in {plan.batches or 0:,} batches\n")
         return 0
     try:
-        record = run_training(plan)
+        record = run_launcher(plan, args.nproc) if launcher else run_training(plan)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a failed run is one line, the log above has the rest
@@ -65,7 +76,9 @@ def _train(args: argparse.Namespace) -> int:
     return _report(record, args, skipped=False)
 
 
-def _report(record: dict, args: argparse.Namespace, skipped: bool) -> int:
+def _report(record: dict | None, args: argparse.Namespace, skipped: bool) -> int:
+    if record is None:  # a rank other than 0 of a multi-process launch: rank 0 reports
+        return 0
     if args.json:
         sys.stdout.write(dumps(record) + "\n")
     else:

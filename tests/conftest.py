@@ -34,6 +34,13 @@ def require_train_extra() -> None:
 
 
 @pytest.fixture(scope="session")
+def data_cache(tmp_path_factory) -> Path:
+    """One tokeniser/MDS cache (``--cache-dir``) for the whole session: the embedded corpus is
+    tokenised once per tokenizer setting, not once per test module (~30 s each on 2 cores)."""
+    return tmp_path_factory.mktemp("data-cache")
+
+
+@pytest.fixture(scope="session")
 def paper_runs_csv() -> Path:
     """The paper's 47 runs (trainingresults.csv)."""
     return _reference_file("sardana2024_trainingresults.csv")

@@ -121,11 +121,11 @@ def _gauntlet_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_run(tmp_path_factory, data_cache) -> Path:
     require_train_extra()
     work = tmp_path_factory.mktemp("eval")
     proc = run_cli("train", "mpt-tiny", "-r", "5", "--set", "model.vocab_size=1024", "--set",
-                   "tokenizer.kwargs.vocab_size=1024", "--run-dir", str(work / "tiny"), "--cache-dir", str(work / "cache"))
+                   "tokenizer.kwargs.vocab_size=1024", "--run-dir", str(work / "tiny"), "--cache-dir", str(data_cache))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work / "tiny"
 

@@ -96,7 +96,9 @@ def test_paper_run_configs_are_complete(paper_plan):
 def test_spec_loggers_reach_every_run(tmp_path):
     from train.sweep import Hardware, load_spec, plan_sweep
 
-    spec = _spec(tmp_path, "logged", SMOKE + "loggers: {wandb: {project: beyond, mode: offline}}\n")
+    # Composer's WandBLogger takes wandb.init's `mode` inside init_kwargs; a bare `mode:` key would
+    # crash the run when llm-foundry builds the logger, and planning now rejects it
+    spec = _spec(tmp_path, "logged", SMOKE + "loggers: {wandb: {project: beyond, init_kwargs: {mode: offline}}}\n")
     plan = load_spec(spec, out=tmp_path / "out")
     plan_sweep(plan, Hardware())
     from omegaconf import OmegaConf
@@ -139,6 +141,7 @@ def test_multinode_sbatch_script(paper_plan):
                  "#SBATCH --time=48:00:00", "#SBATCH --account=lm", "#SBATCH --ntasks-per-node=1"):
         assert line in script
     assert "composer -n 8 --world_size" in script and "WORLD_SIZE=$(( SLURM_NNODES * 8 ))" in script
+    assert "/logs/rank{rank}" in script and ".stderr.log" in script
     assert '--node_rank "$SLURM_NODEID"' in script and "scontrol show hostnames" in script
     proc = subprocess.run(["bash", "-n", json.loads(proc.stdout)["scripts"][0]], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -167,11 +170,16 @@ def slurm_cluster(tmp_path_factory):
     subprocess.run(["bash", str(REPO / "scripts" / "slurm-local.sh"), "stop", str(state)], timeout=60)
 
 
+# a narrower tiny model (d_model 32: ~54K params, 106 and 132 batches) so that 2 gloo ranks per job stay quick
+SLURM_SMOKE = SMOKE.replace("save_interval=50ba]", "save_interval=50ba, model.d_model=32]")
+
+
 def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch):
+    """Each job runs 2 tasks: srun starts Composer's launcher, which starts 2 gloo ranks."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
-    spec, out = _spec(tmp_path, "slurm-smoke"), tmp_path / "sweep"
+    spec, out = _spec(tmp_path, "slurm-smoke", SLURM_SMOKE), tmp_path / "sweep"
     args = ["sweep", "launch", str(spec), "--out", str(out), "--backend", "slurm", "--gpus-per-node", "0",
-            "--cpus-per-task", str(os.cpu_count() or 1), "--time", "20:00"]
+            "--procs-per-node", "2", "--cpus-per-task", str(os.cpu_count() or 1), "--time", "20:00"]
     check = run_cli(*args, "--test-only", "--json")  # sbatch --test-only validates the scripts
     assert check.returncode == 0, check.stderr[-2000:]
     assert all("to start at" in v for v in json.loads(check.stdout)["test_only"].values())
@@ -194,6 +202,9 @@ def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch):
     for name, job in jobs.items():
         log = (out / name / f"slurm-{job}.out").read_text()
         assert "trained;" in log  # the job itself ran `beyond train` under Composer's launcher
+        record = json.loads((out / name / "record.json").read_text())
+        assert record["world_size"] == 2 and record["loss_source"] == "composer"
+        assert (out / name / "logs" / "rank1.stderr.log").is_file()  # rank 1's own log
 
 
 @pytest.mark.parametrize("text, needle", [

@@ -29,8 +29,10 @@ TINY_PARAMS = mpt_param_count(64, 4, 2, 1024, kv_n_heads=1)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("train")
+def workdir(tmp_path_factory, data_cache) -> Path:
+    work = tmp_path_factory.mktemp("train")
+    (work / "cache").symlink_to(data_cache, target_is_directory=True)
+    return work
 
 
 def _train_args(workdir: Path, name: str, *extra: str) -> list[str]:

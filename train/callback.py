@@ -6,9 +6,16 @@ point (see pyproject.toml), so any llm-foundry YAML can use it:
     callbacks:
       run_record: {path: runs/x/record.json, params: 151407360}
 
-Smoothed final loss = mean of the last ``window`` (10, as in the paper) batch losses, averaged
-over ranks. The loss window, the first batch's loss and the resume count are checkpointed with
-the trainer, so a resumed run reports the same numbers as an uninterrupted one.
+Smoothed final loss = mean of the last ``window`` (10, as in the paper) *global batch* losses: the
+sample-weighted mean over every microbatch of every rank. Composer computes exactly that number
+each batch (``state.total_loss_dict['loss/train/total']``: microbatch losses weighted by their
+sample counts, all-reduced over ranks, already on the host), so the callback reads it and adds no
+communication and no host sync. ``state.loss`` is not used: under gradient accumulation it is the
+last microbatch's loss only. When Composer leaves no fresh loss for a batch (a skipped fp16 step,
+another trainer), the callback falls back to its own sum: each microbatch's loss x samples,
+accumulated on the device Composer trains on, all-reduced over ranks at the batch's end.
+The loss window, the first batch's loss and the resume count are checkpointed with the trainer,
+so a resumed run reports the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import torch
 from composer.core import Callback, State
 from composer.loggers import Logger
 from composer.utils import dist
@@ -27,7 +35,8 @@ from composer.utils import dist
 from beyond.output import write_atomic
 from scaling.law import training_flops
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+TOTAL_LOSS_KEY = "loss/train/total"
 
 
 class RunRecordCallback(Callback):
@@ -42,22 +51,60 @@ class RunRecordCallback(Callback):
         self.losses: deque[float] = deque(maxlen=self.window)
         self.first_loss: float | None = None
         self.resumes = 0
-        self._started = time.time()
+        self.loss_source = "composer"
+        self._last_loss_dict: Any = None
+        self._loss_sum: torch.Tensor | None = None  # fallback: sum of loss x samples, on the device
+        self._samples = 0  # fallback: samples in the batch so far on this rank (host int)
 
     def fit_start(self, state: State, logger: Logger) -> None:
         if int(state.timestamp.batch) > 0:
             self.resumes += 1
+        self._last_loss_dict = getattr(state, "total_loss_dict", None)
+
+    def before_train_batch(self, state: State, logger: Logger) -> None:
+        self._loss_sum, self._samples = None, 0  # fires again when auto-microbatching retries after an OOM
+
+    def after_loss(self, state: State, logger: Logger) -> None:
+        """Once per microbatch: add loss x samples on the training device (no host sync)."""
+        loss = _total_loss_tensor(state.loss)
+        if loss is None:
+            return
+        n = _num_samples(state.batch)
+        term = loss.detach().float().mean() * n  # stays on the device: no host sync
+        self._loss_sum = term if self._loss_sum is None else self._loss_sum + term
+        self._samples += n
 
     def batch_end(self, state: State, logger: Logger) -> None:
-        loss = _scalar_loss(state.loss)
-        if dist.get_world_size() > 1:
-            import torch
-            t = torch.tensor([loss], dtype=torch.float64, device=state.device.name if hasattr(state.device, "name") else "cpu")
-            dist.all_reduce(t)
-            loss = float(t.item()) / dist.get_world_size()
+        loss = self._composer_batch_loss(state)
+        if loss is None:
+            loss = self._reduced_batch_loss(state)
+        if loss is None:
+            return
         if self.first_loss is None:
             self.first_loss = loss
         self.losses.append(loss)
+
+    def _composer_batch_loss(self, state: State) -> float | None:
+        """Composer's global batch loss, if it computed one for this batch (a fresh dict)."""
+        loss_dict = getattr(state, "total_loss_dict", None)
+        if not loss_dict or loss_dict is self._last_loss_dict or TOTAL_LOSS_KEY not in loss_dict:
+            return None
+        self._last_loss_dict = loss_dict
+        return float(loss_dict[TOTAL_LOSS_KEY])
+
+    def _reduced_batch_loss(self, state: State) -> float | None:
+        """Fallback: all-reduce [sum of loss x samples, samples] over ranks (one sync)."""
+        self.loss_source = "callback"
+        device = reduction_device(state.device)
+        local = torch.zeros(2, dtype=torch.float32, device=device)
+        if self._loss_sum is not None:
+            local[0] = self._loss_sum.to(device).reshape(())
+        local[1] = float(self._samples)
+        self._loss_sum, self._samples = None, 0
+        if dist.get_world_size() > 1:
+            dist.all_reduce(local, reduce_operation="SUM")
+        total, samples = (float(v) for v in local.tolist())
+        return total / samples if samples > 0 else None
 
     def fit_end(self, state: State, logger: Logger) -> None:
         if dist.get_global_rank() != 0:
@@ -77,11 +124,15 @@ class RunRecordCallback(Callback):
             "smoothing_window_batches": self.window,
             "final_batch_losses": losses,
             "initial_loss": self.first_loss,
+            "loss_source": self.loss_source,
+            "world_size": dist.get_world_size(),
             "flops": float(training_flops(self.params, tokens)),
             "wall_time_s": state.timestamp.total_wct.total_seconds(),
             "resumes": self.resumes,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if self.run_info.get("data_tokens"):
+            record["epochs"] = tokens / float(self.run_info["data_tokens"])
         _write_record(self.path, json.dumps(record, indent=2) + "\n")
 
     def state_dict(self) -> dict[str, Any]:
@@ -91,6 +142,14 @@ class RunRecordCallback(Callback):
         self.losses = deque(state.get("losses", []), maxlen=self.window)
         self.first_loss = state.get("first_loss")
         self.resumes = int(state.get("resumes", 0))
+
+
+def reduction_device(device: Any) -> torch.device:
+    """The torch device a Composer device trains on (``DeviceGPU`` -> ``cuda:<local rank>``,
+    ``DeviceCPU`` -> ``cpu``, ...): its ``_device``. Composer's device *name* (``"gpu"``) is not a
+    torch device, so it is never used."""
+    dev = getattr(device, "_device", None)
+    return dev if isinstance(dev, torch.device) else torch.device("cpu")
 
 
 def _write_record(path: str, text: str) -> None:
@@ -112,10 +171,26 @@ def _write_record(path: str, text: str) -> None:
         Path(fh.name).unlink(missing_ok=True)
 
 
-def _scalar_loss(loss: Any) -> float:
-    """The total loss of a batch as a float (Composer may hold a tensor, a dict or a tuple)."""
+def _total_loss_tensor(loss: Any) -> torch.Tensor | None:
+    """A microbatch's total loss as a tensor, as Composer totals it (a dict's ``total``, else
+    the sum of the parts' means)."""
     if isinstance(loss, dict):
-        loss = loss.get("total", sum(loss.values()))
-    elif isinstance(loss, (tuple, list)):
-        loss = sum(loss)
-    return float(loss.detach().item() if hasattr(loss, "detach") else loss)
+        if "total" in loss:
+            return loss["total"]
+        loss = tuple(loss.values())
+    if isinstance(loss, (tuple, list)):
+        parts = [part.mean() for part in loss if isinstance(part, torch.Tensor)]
+        return torch.stack(parts).sum() if parts else None
+    return loss if isinstance(loss, torch.Tensor) else None
+
+
+def _num_samples(batch: Any) -> int:
+    """Samples in a microbatch: the leading dimension of its first tensor (Composer's default)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    for item in batch if isinstance(batch, (list, tuple)) else ():
+        if isinstance(item, torch.Tensor):
+            return int(item.shape[0])
+    raise TypeError(f"cannot count the samples of a batch of type {type(batch).__name__}")

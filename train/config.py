@@ -9,7 +9,9 @@ to ``<run_dir>/config.yaml`` so the run can be inspected or launched by hand.
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,8 @@ def build_run(
     corpus_bytes: int = DEFAULT_CORPUS_BYTES,
     loggers: dict | None = None,
     model_name: str | None = None,
+    allow_repeat: bool = False,
+    world_size: int = 1,
 ) -> RunPlan:
     """Resolve a model YAML + ratio + data into a runnable llm-foundry config (tokenising the
     data and training a local tokenizer first if needed).
@@ -72,7 +76,16 @@ def build_run(
     ``data``: "stdlib", a text file or folder, a local MDS dataset, or a remote MDS URI
     (s3://, gs://, oci://, ...; streamed by mosaicml-streaming). None: the YAML's own
     ``train_loader.dataset`` if it names one, else "stdlib". A YAML that ``build_run`` wrote
-    (``<run_dir>/config.yaml``) therefore runs again as is."""
+    (``<run_dir>/config.yaml``) therefore runs again as is.
+
+    Single epoch (the paper's Sec. 3): a run whose tokens exceed the tokens the data holds is
+    refused unless ``allow_repeat``; the record then stores the number of epochs. ``world_size``:
+    the processes the run will use (llm-foundry's batch arithmetic is checked for it). Inside a
+    multi-process launch (WORLD_SIZE > 1 in the environment) the config must already be resolved:
+    nothing is tokenised or loaded, each rank only reads it."""
+    launched = launched_world_size()
+    if launched > 1:
+        world_size = launched
     cfg = load_yaml(model_yaml(model))
     if overrides:
         try:
@@ -89,6 +102,9 @@ def build_run(
     params = params_of(container["model"])
     seq = int(container["max_seq_len"])
     _check_seq_len(container, seq)
+    from train.validate import validate_early, validate_train_config
+
+    validate_early(container, world_size=max(world_size, launched))
 
     run_dir = Path(run_dir)
     cache_dir = Path(cache_dir) if cache_dir else run_dir.parent / ".cache"
@@ -96,8 +112,12 @@ def build_run(
     previous = (container.get("callbacks") or {}).get("run_record", {}).get("run_info", {})
     if data is None:
         data = dataset_cfg.get("remote") or dataset_cfg.get("local") or DEFAULT_CORPUS
+    if launched > 1 and not (is_remote(data) or is_mds_dataset(Path(data))):
+        raise InputError(f"under a {launched}-process launch the data must be a prepared MDS dataset, not {data!r}: "
+                         "resolve the run in one process first (beyond train ... --dry-run, or --nproc N)")
     tokenizer_cfg = _resolve_tokenizer(container["tokenizer"], data, cache_dir, corpus_bytes)
-    _check_vocab(tokenizer_cfg, int(container["model"]["vocab_size"]))
+    if launched <= 1:  # loading a tokenizer needs torch.distributed once several ranks run
+        _check_vocab(tokenizer_cfg, int(container["model"]["vocab_size"]))
     if is_remote(data):
         dataset_cfg["remote"] = data
         dataset_cfg["local"] = str((cache_dir / "streaming" / _short_hash(data)).resolve())
@@ -132,6 +152,13 @@ def build_run(
             batches = int(m.group(1))
             tokens = batches * batch_tokens
 
+    data_tokens = previous.get("data_tokens") if launched > 1 else _data_tokens(dataset, seq)
+    if tokens is not None and data_tokens and tokens > data_tokens and not allow_repeat:
+        raise InputError(
+            f"the run trains on {tokens:,} tokens but the data ({dataset}) holds {data_tokens:,}: that repeats it "
+            f"{tokens / data_tokens:.2f} times, and the paper trains a single epoch. Use more data or a smaller "
+            "ratio, or pass --allow-repeat (the record then stores the epochs)")
+
     name = run_name or container.get("run_name") or run_dir.name
     container["run_name"] = name
     container["tokenizer"] = tokenizer_cfg
@@ -151,13 +178,45 @@ def build_run(
             "max_seq_len": seq,
             "tokenizer": _tokenizer_note(tokenizer_cfg),
             "data": dataset,
+            "data_tokens": data_tokens,
+            "allow_repeat": bool(allow_repeat or previous.get("allow_repeat")),
             "checkpoint_folder": str(run_dir / "checkpoints"),
         },
     }
     container["callbacks"] = callbacks
     if loggers:
         container["loggers"] = {**(container.get("loggers") or {}), **loggers}
+    validate_train_config(container, world_size=world_size)
     return RunPlan(OmegaConf.create(container), run_dir, params, batches, tokens)
+
+
+def launched_world_size() -> int:
+    """WORLD_SIZE as a multi-process launcher (Composer's, torchrun) sets it; 1 otherwise."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+_DATA_TOKENS: dict[tuple[str, int], int | None] = {}
+
+
+def _data_tokens(dataset: str, seq: int) -> int | None:
+    """Training tokens the dataset holds (MDS index, local or remote), cached per dataset; None
+    (with a warning on stderr) when a remote index cannot be read from here."""
+    key = (dataset, seq)
+    if key not in _DATA_TOKENS:
+        from train.dataset_size import dataset_tokens
+
+        try:
+            _DATA_TOKENS[key] = dataset_tokens(dataset, max_seq_len=seq).tokens
+        except InputError as exc:
+            if not is_remote(dataset):
+                raise
+            sys.stderr.write(f"beyond: warning: cannot count the tokens of {dataset} from here ({exc}); "
+                             "the single-epoch check is left to `beyond check` where the data is reachable\n")
+            _DATA_TOKENS[key] = None
+    return _DATA_TOKENS[key]
 
 
 def _check_seq_len(container: dict, seq: int) -> None:

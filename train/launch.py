@@ -105,9 +105,22 @@ def states(spec: SweepSpec) -> list[RunState]:
     return out
 
 
-def train_command(config: Path, folder: Path) -> list[str]:
-    """The command that trains one planned run (the same one every backend runs)."""
-    return [sys.executable, "-m", "beyond", "train", str(config), "--run-dir", str(folder)]
+def composer_launcher() -> str:
+    """Composer's multi-process launcher, from this Python's environment."""
+    path = Path(sys.executable).parent / "composer"
+    return str(path) if path.exists() else (shutil.which("composer") or "composer")
+
+
+def train_command(config: Path, folder: Path, nproc: int = 1) -> list[str]:
+    """The command that trains one planned run (the same one every backend runs): this Python,
+    or Composer's launcher with ``nproc`` processes (GPUs where there are GPUs, gloo CPU
+    processes elsewhere). Ranks other than local rank 0 log to ``<run>/logs/rank<N>.*.log``."""
+    args = ["-m", "beyond", "train", str(config), "--run-dir", str(folder)]
+    if nproc <= 1:
+        return [sys.executable, *args]
+    logs = Path(folder) / "logs"
+    return [composer_launcher(), "-n", str(nproc), "--stdout", str(logs / "rank{rank}.stdout.log"),
+            "--stderr", str(logs / "rank{rank}.stderr.log"), *args]
 
 
 # --- local -------------------------------------------------------------------------------------
@@ -115,9 +128,10 @@ def train_command(config: Path, folder: Path) -> list[str]:
 _BATCH_RE = re.compile(rb"\[batch=(\d+)/(\d+)\]")
 
 
-def launch_local(spec: SweepSpec, pending: list[str]) -> list[tuple[str, int]]:
-    """Train the pending runs one after another; returns (run, exit code) per run. Shows a bar
-    over runs and, inside it, the current run's batches (from llm-foundry's console log)."""
+def launch_local(spec: SweepSpec, pending: list[str], nproc: int = 1) -> list[tuple[str, int]]:
+    """Train the pending runs one after another, each on ``nproc`` processes; returns (run, exit
+    code) per run. Shows a bar over runs and, inside it, the current run's batches (from
+    llm-foundry's console log)."""
     from tqdm import tqdm
 
     results = []
@@ -126,10 +140,11 @@ def launch_local(spec: SweepSpec, pending: list[str]) -> list[tuple[str, int]]:
         bar.set_postfix_str(name)
         folder = run_dir(spec, name)
         started = time.time()
-        write_launch(folder, {"backend": "local", "started_at": started, "exit_code": None})
+        write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "exit_code": None})
+        (folder / "logs").mkdir(parents=True, exist_ok=True)
         inner = tqdm(desc=f"  {name}", unit="batch", file=sys.stderr, position=1, leave=False)
         with open(folder / "train.log", "ab") as log:
-            proc = subprocess.Popen(train_command(folder / "config.yaml", folder), stdout=subprocess.PIPE,
+            proc = subprocess.Popen(train_command(folder / "config.yaml", folder, nproc), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, cwd=Path.cwd())
             for line in proc.stdout:
                 log.write(line)
@@ -140,7 +155,8 @@ def launch_local(spec: SweepSpec, pending: list[str]) -> list[tuple[str, int]]:
                     inner.refresh()
             code = proc.wait()
         inner.close()
-        write_launch(folder, {"backend": "local", "started_at": started, "finished_at": time.time(), "exit_code": code})
+        write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "finished_at": time.time(),
+                              "exit_code": code})
         results.append((name, code))
     return results
 
@@ -157,19 +173,29 @@ class SlurmOptions:
     account: str | None = None
     extra: tuple[str, ...] = ()
     master_port: int = 20000
+    procs_per_node: int | None = None  # default: one per GPU, or 1 on a CPU partition
 
     def __post_init__(self):
         if self.nodes < 1 or self.gpus_per_node < 0:
             raise InputError("--nodes must be >= 1 and --gpus-per-node >= 0")
+        if self.procs_per_node is not None and self.procs_per_node < 1:
+            raise InputError(f"--procs-per-node must be >= 1, got {self.procs_per_node}")
+        if self.procs_per_node is not None and self.gpus_per_node and self.procs_per_node != self.gpus_per_node:
+            raise InputError(f"--procs-per-node {self.procs_per_node} differs from --gpus-per-node {self.gpus_per_node}: "
+                             "Composer runs one process per GPU")
         if self.time is not None and not re.fullmatch(r"(\d+-)?\d+(:\d{1,2}){0,2}", self.time):
             raise InputError(f"--time {self.time!r} is not a Slurm time (minutes, HH:MM:SS or D-HH:MM:SS)")
+
+    @property
+    def procs(self) -> int:
+        """Training processes per node: one per GPU, or ``procs_per_node`` gloo processes on CPUs."""
+        return self.procs_per_node or max(self.gpus_per_node, 1)
 
 
 def sbatch_script(spec: SweepSpec, name: str, opts: SlurmOptions) -> str:
     """An sbatch script for one run: srun starts Composer's launcher once per node."""
     folder = run_dir(spec, name).resolve()
-    config = folder / "config.yaml"
-    procs = max(opts.gpus_per_node, 1)
+    procs = opts.procs
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name(spec, name)}", f"#SBATCH --nodes={opts.nodes}",
              "#SBATCH --ntasks-per-node=1", f"#SBATCH --output={folder}/slurm-%j.out", "#SBATCH --open-mode=append"]
     if opts.gpus_per_node:
@@ -180,8 +206,6 @@ def sbatch_script(spec: SweepSpec, name: str, opts: SlurmOptions) -> str:
         if value:
             lines.append(f"#SBATCH --{key}={value}")
     lines += [f"#SBATCH {arg}" for arg in opts.extra]
-    composer = Path(sys.executable).parent / "composer"
-    train_args = " ".join(shlex.quote(a) for a in ["-m", "beyond", "train", str(config), "--run-dir", str(folder)])
     lines += [
         "# written by `beyond sweep launch --backend slurm`; rerunning it resumes from the latest checkpoint",
         "set -euo pipefail",
@@ -190,11 +214,23 @@ def sbatch_script(spec: SweepSpec, name: str, opts: SlurmOptions) -> str:
         # a port per job, so that several jobs sharing a node do not collide
         f'export MASTER_PORT="${{MASTER_PORT:-$(( {opts.master_port} + SLURM_JOB_ID % 10000 ))}}"',
         f"export WORLD_SIZE=$(( SLURM_NNODES * {procs} ))",
+        f"mkdir -p {shlex.quote(str(folder / 'logs'))}",
         "srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c \\",
-        f"  'exec {shlex.quote(str(composer))} -n {procs} --world_size \"$WORLD_SIZE\" --node_rank \"$SLURM_NODEID\" "
-        f"--master_addr \"$MASTER_ADDR\" --master_port \"$MASTER_PORT\" {train_args}'",
+        f"  {shlex.quote(node_launch_line(folder, procs))}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def node_launch_line(folder: Path, procs: int) -> str:
+    """The shell line srun runs once per node: Composer's launcher with ``procs`` local ranks,
+    world size, node rank and rendezvous from the job's environment (WORLD_SIZE, SLURM_NODEID,
+    MASTER_ADDR, MASTER_PORT, exported by the sbatch script)."""
+    train_args = " ".join(shlex.quote(a) for a in ["-m", "beyond", "train", str(folder / "config.yaml"),
+                                                     "--run-dir", str(folder)])
+    logs = shlex.quote(str(folder / "logs" / "rank{rank}"))
+    return (f"exec {shlex.quote(composer_launcher())} -n {procs} --world_size \"$WORLD_SIZE\" "
+            f"--node_rank \"$SLURM_NODEID\" --master_addr \"$MASTER_ADDR\" --master_port \"$MASTER_PORT\" "
+            f"--stdout {logs}.stdout.log --stderr {logs}.stderr.log {train_args}")
 
 
 def write_sbatch(spec: SweepSpec, names: list[str], opts: SlurmOptions) -> list[Path]:

@@ -151,8 +151,11 @@ def check_writable(folder: Path) -> None:
         raise InputError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
 
 
-def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None) -> list[dict]:
-    """Resolve every run (writing ``<out>/<run>/config.yaml``) and return the plan rows."""
+def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None, allow_repeat: bool = False,
+               world_size: int = 1) -> list[dict]:
+    """Resolve every run (writing ``<out>/<run>/config.yaml``) and return the plan rows. Runs that
+    need more tokens than the data holds are refused unless ``allow_repeat``; ``world_size``:
+    processes per run (for llm-foundry's batch arithmetic)."""
     if spec.data is None:
         raise InputError(f"sweep {spec.name} has no data: set data: in {spec.path} or pass --data")
     check_writable(spec.out)
@@ -160,7 +163,7 @@ def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None) -> list[dict]
     for run in spec.runs:
         plan = build_run(run.model, spec.out / run.name, tokens_per_param=run.tokens_per_param, data=spec.data,
                          cache_dir=spec.out / ".cache", run_name=run.name, loggers=spec.loggers,
-                         model_name=run.name.rsplit("-r", 1)[0],
+                         model_name=run.name.rsplit("-r", 1)[0], allow_repeat=allow_repeat, world_size=world_size,
                          overrides=[f"variables.global_seed={spec.seed}", *run.overrides])
         plans.append((run, plan))
         if progress is not None:
