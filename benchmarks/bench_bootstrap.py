@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.fit import bootstrap_fits, bootstrap_intervals, fit_law
+from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
+from scaling.fit import fit_law
 from scaling.runs import read_runs
 
 

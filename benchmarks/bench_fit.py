@@ -16,7 +16,8 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from scaling.fit import _centred_problem, _to_centred, fit_law, standard_grid
+from scaling.eq4 import centred_problem, standard_grid, to_centred
+from scaling.fit import fit_law
 from scaling.parallel import WORKERS_ENV, available_workers
 
 try:
@@ -26,14 +27,14 @@ except ImportError:  # run as a script
 
 
 def scipy_grid_fit(params, tokens, losses, starts):
-    problem, shift = _centred_problem(params, tokens, losses, 1e-3)
+    problem, shift = centred_problem(params, tokens, losses, 1e-3)
     best = np.inf
 
     def fun(theta):
         f, g = problem.value_and_grad(theta[None])
         return f[0], g[0]
 
-    for x0 in _to_centred(starts, shift):
+    for x0 in to_centred(starts, shift):
         res = minimize(fun, x0, jac=True, method="L-BFGS-B")
         best = min(best, float(res.fun))
     return best

@@ -312,7 +312,7 @@ def _cmd_fit(args) -> int:
 
 
 def _run_bootstrap(table, args):
-    from scaling.fit import bootstrap_fits
+    from scaling.bootstrap import bootstrap_fits
 
     try:
         from tqdm import tqdm

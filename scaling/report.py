@@ -29,7 +29,8 @@ def _csv(rows: list[dict]) -> str:
 def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0,
                  coefficients: LawCoefficients | None = None, title: str = "Scaling report") -> dict:
     """Fit, figures, optimizer answer; writes everything under ``out`` and returns a summary."""
-    from scaling.fit import bootstrap_fits, bootstrap_intervals, fit_law
+    from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
+    from scaling.fit import fit_law
     from scaling.law import chinchilla_for_params, loss
     from scaling.optimal import chinchilla_style, compute_optimal, total_flops
 

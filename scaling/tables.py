@@ -144,7 +144,7 @@ TABLE1_NAMED = {"<=100 tok/param": "sardana-le100", "<=250 tok/param": "sardana-
 
 def huber_objective(c: LawCoefficients, params, tokens, losses, delta: float = 1e-3) -> float:
     """Eq. 4's objective at given coefficients (to compare the paper's fit with ours)."""
-    from scaling.fit import HuberProblem
+    from scaling.eq4 import HuberProblem
 
     theta = np.array([[c.alpha, c.beta, math.log(c.E), math.log(c.A), math.log(c.B)]])
     problem = HuberProblem(np.log(params), np.log(tokens), np.log(losses), delta)

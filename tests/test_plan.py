@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from scaling.fit import bootstrap_fits, bootstrap_intervals, fit_law
+from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
+from scaling.fit import fit_law
 from scaling.runs import read_runs
 from scaling.uncertainty import summarise
 from tests.conftest import require_train_extra, run_cli
