@@ -39,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="beyond", description=__doc__.splitlines()[0].strip("`"),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true",
+                        help="on an error, also print the full traceback that the one-line message hides")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except InputError as exc:
+        if args.verbose:
+            _print_traceback(exc)
         sys.stderr.write(f"beyond: error: {exc}\n")
         return 2
     except BrokenPipeError:
@@ -77,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("beyond: interrupted\n")
         return 130
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback of what went wrong: the exception a one-line error replaced (``raise
+    InputError(...) from None`` keeps it as ``__context__``), else the error's own."""
+    import traceback
+
+    cause = exc.__cause__ or exc.__context__ or exc
+    traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from beyond.cli import quantity
-from beyond.output import dumps
+from ioutil import dumps
 from scaling.errors import InputError
 
 _LABELS = {"ok": "ok", "problem": "PROBLEM", "info": "info", "not_checked": "not checked"}

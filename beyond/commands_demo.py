@@ -34,7 +34,7 @@ def _say(text: str) -> None:
 
 
 def _demo(args) -> int:
-    from beyond.output import human, write_atomic
+    from ioutil import human, write_atomic
     from train import launch as L
     from train.sweep import Hardware, collect, load_spec, plan_sweep
     from train.zoo import YAMLS_DIR

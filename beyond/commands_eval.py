@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from beyond.output import dumps
+from ioutil import dumps
 from scaling.errors import InputError
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from beyond.cli import quantity
-from beyond.output import dumps, human
+from ioutil import dumps, human
 from scaling.errors import InputError
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 
 from beyond.cli import quantity
-from beyond.output import dumps, human, write_atomic
+from ioutil import dumps, human, write_atomic
 from scaling.errors import InputError
 
 COEFF_HELP = ("coefficient set: a name (chinchilla, sardana-le100, sardana-le250, sardana-le500, "
@@ -344,8 +344,6 @@ def _register_law(sub) -> None:
     p.add_argument("--loss", type=float, metavar="L")
     p.add_argument("--chinchilla", action="store_true", help="the model is Chinchilla-style (compute-optimal)")
     p.add_argument("--coefficients", metavar="SET_OR_FILE", help=COEFF_HELP)
-    p.add_argument("--sensitivity", action="store_true",
-                   help="also show how the answer moves with inference demand x0.1..x10 (and, for cost, MFU/price)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_law)
 

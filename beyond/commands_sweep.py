@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from beyond.output import dumps, human, write_atomic
+from ioutil import dumps, human, write_atomic
 from scaling.errors import InputError
 
 

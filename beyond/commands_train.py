@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from beyond.output import dumps
+from ioutil import dumps, one_line
 from scaling.errors import InputError
 
 
@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a failed run is one line, the log above has the rest
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        first = one_line(exc)
         raise InputError(f"training failed: {type(exc).__name__}: {first}") from None
     return _report(record, args, skipped=False)
 

@@ -64,6 +64,6 @@ def _plot(x, y, group, loss_col, score_col, path: Path, result: dict) -> None:
     if any(group):
         ax.legend(fontsize=7)
     fig.tight_layout()
-    from beyond.output import save_figure_atomic
+    from ioutil import save_figure_atomic
 
     save_figure_atomic(fig, path)

@@ -31,20 +31,21 @@ def category_report(gauntlet, accuracies: dict[str, float]) -> dict:
             "missing": missing,
             "partial": bool(missing),
         }
+    return {"categories": categories, "averages": named_averages(gauntlet, categories)}
+
+
+def named_averages(gauntlet, categories: dict[str, dict]) -> dict:
+    """Each named average (``core_average``, ...): the unweighted mean of its categories'
+    ``average`` (a category missing or without an average is left out and marks it partial)."""
     averages = {}
     for name, members in gauntlet.averages.items():
-        present = [c for c in members if c in categories and categories[c]["average"] is not None]
+        present = [c for c in members if c in categories and categories[c].get("average") is not None]
         absent = [c for c in members if c not in present]
-        partial = bool(absent) or any(categories[c]["partial"] for c in present)
+        partial = bool(absent) or any(categories[c].get("partial") for c in present)
         averages[name] = {
             "average": sum(categories[c]["average"] for c in present) / len(present) if present else None,
             "categories": present,
             "missing_categories": absent,
             "partial": partial,
         }
-    return {"categories": categories, "averages": averages}
-
-
-def core_from_categories(category_scores: dict[str, float], members: list[str]) -> float:
-    """A named average from category scores: their unweighted mean."""
-    return sum(category_scores[c] for c in members) / len(members)
+    return averages

@@ -17,9 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from beyond.output import write_atomic
 from eval.averages import category_report
 from eval.gauntlet import Gauntlet, limited_copy
+from ioutil import one_line, stdout_to_stderr, write_atomic
 from scaling.errors import InputError
 
 
@@ -140,7 +140,6 @@ def _run_tasks(tasks, target: Target, *, limit, batch_size, device, progress) ->
     from llmfoundry.utils.builders import build_composer_model, build_icl_evaluators, build_tokenizer
     from tqdm import tqdm
 
-    from train.run import _stdout_to_stderr
 
     use_gpu = (device or ("gpu" if torch.cuda.is_available() else "cpu")) == "gpu"
     tokenizer = build_tokenizer(target.tokenizer["name"], dict(target.tokenizer.get("kwargs") or {}))
@@ -151,7 +150,7 @@ def _run_tasks(tasks, target: Target, *, limit, batch_size, device, progress) ->
         if not use_gpu:
             model_cfg.setdefault("attn_config", {})["attn_impl"] = "torch"
     results = {}
-    with _stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="beyond-icl-") as tmp:
+    with stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="beyond-icl-") as tmp:
         model = build_composer_model(name=name, cfg=model_cfg, tokenizer=tokenizer)
         trainer = Trainer(model=model, load_path=target.load_path, load_weights_only=True,
                           device="gpu" if use_gpu else "cpu", precision="amp_bf16" if use_gpu else "fp32",
@@ -167,7 +166,7 @@ def _run_tasks(tasks, target: Target, *, limit, batch_size, device, progress) ->
                                                      destination_dir=tmp)
             except Exception as exc:  # noqa: BLE001 - a task the ICL builder rejects is one line
                 raise InputError(f"task {task.label} ({cfg['dataset_uri']}): {type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+                                 f"{one_line(exc)}") from None
             trainer.eval(eval_dataloader=evaluators)
             accs, n = [], 0
             for ev in evaluators:

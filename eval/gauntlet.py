@@ -39,10 +39,6 @@ class Gauntlet:
     rescale_accuracy: bool = True
     missing: dict[str, str] = field(default_factory=dict)  # task -> why it is excluded
 
-    def category_tasks(self, category: str) -> list[str]:
-        return [t.label for t in self.tasks if t.category == category] + [
-            m for m, why in self.missing.items() if why.startswith(f"{category}:")]
-
 
 def data_dir(flag: str | None) -> Path:
     """The Gauntlet data folder (llm-foundry's local_data layout): --data-dir or GAUNTLET_DATA_DIR."""
@@ -150,7 +146,7 @@ def limited_copy(path: Path, limit: int, cache: Path) -> Path:
                 lines.append(line if line.endswith("\n") else line + "\n")
             if len(lines) >= limit:
                 break
-    from beyond.output import write_atomic
+    from ioutil import write_atomic
 
     write_atomic(out, "".join(lines))
     return out

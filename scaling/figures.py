@@ -37,7 +37,7 @@ def _plt():
 
 
 def _size_label(n: float) -> str:
-    from beyond.output import human
+    from ioutil import human
 
     return human(n)
 

@@ -20,11 +20,6 @@ def training_flops(params, tokens):
     return TRAIN_FLOPS_PER_PARAM_TOKEN * np.asarray(params, float) * np.asarray(tokens, float)
 
 
-def inference_flops(params, tokens):
-    """Inference FLOPs, 2 N D_inf."""
-    return INFERENCE_FLOPS_PER_PARAM_TOKEN * np.asarray(params, float) * np.asarray(tokens, float)
-
-
 def loss(c: LawCoefficients, params, tokens):
     """Predicted loss L(N, D) = E + A / N**alpha + B / D**beta."""
     n, d = np.asarray(params, float), np.asarray(tokens, float)

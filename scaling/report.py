@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beyond.output import human, save_figure_atomic, write_atomic
+from ioutil import human, save_figure_atomic, write_atomic
 from scaling import figures
 from scaling.coefficients import LawCoefficients
 from scaling.errors import InputError
@@ -27,7 +27,7 @@ def _csv(rows: list[dict]) -> str:
 
 
 def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0,
-                 coefficients: LawCoefficients | None = None, title: str = "Scaling report") -> dict:
+                 title: str = "Scaling report") -> dict:
     """Fit, figures, optimizer answer; writes everything under ``out`` and returns a summary."""
     from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
     from scaling.fit import fit_law
@@ -43,7 +43,7 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
         if sets:
             fit_dict["bootstrap_intervals"] = bootstrap_intervals(sets)
     write_atomic(out / "fit.json", json.dumps(fit_dict, indent=2) + "\n")
-    coeffs = coefficients or fit.coefficients
+    coeffs = fit.coefficients
     n_max = float(runs.params.max())
     fits = figures.growing_subset_fits(runs)
     lo_d = float(chinchilla_for_params(coeffs, runs.params.min())) * 0.1

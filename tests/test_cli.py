@@ -117,3 +117,12 @@ def test_fit_bad_tables_write_nothing(tmp_path, text):
     proc = run_cli("fit", str(src), "-o", str(dest))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert not dest.exists() and list(tmp_path.iterdir()) == [src]
+
+
+def test_verbose_shows_the_traceback_the_one_line_error_hides(tmp_path):
+    quiet = run_cli("law", "--params", "7B", "--coefficients", str(tmp_path / "missing.json"))
+    loud = run_cli("--verbose", "law", "--params", "7B", "--coefficients", str(tmp_path / "missing.json"))
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr and len(quiet.stderr.strip().splitlines()) == 1
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip()

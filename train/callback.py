@@ -32,7 +32,7 @@ from composer.core import Callback, State
 from composer.loggers import Logger
 from composer.utils import dist
 
-from beyond.output import write_atomic
+from ioutil import write_atomic
 from scaling.law import training_flops
 
 RECORD_VERSION = 2

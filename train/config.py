@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ioutil import one_line
 from scaling.errors import InputError
 from train.corpus import DEFAULT_CORPUS, DEFAULT_CORPUS_BYTES, corpus_files, is_mds_dataset
 from train.zoo import model_yaml, params_of
@@ -48,7 +49,7 @@ def load_yaml(path: Path) -> DictConfig:
     except FileNotFoundError:
         raise InputError(f"YAML not found: {path}") from None
     except Exception as exc:  # noqa: BLE001 - yaml.YAMLError, OmegaConf errors, OSError: one line
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = one_line(exc)
         raise InputError(f"cannot read YAML {path}: {first}") from None
     if not isinstance(cfg, DictConfig):
         raise InputError(f"YAML {path} is not a mapping of llm-foundry settings")
@@ -91,11 +92,11 @@ def build_run(
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
         except OmegaConfBaseException as exc:
-            raise InputError(f"bad --set override: {str(exc).splitlines()[0]}") from None
+            raise InputError(f"bad --set override: {one_line(exc)}") from None
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
-        raise InputError(f"cannot resolve the YAML: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot resolve the YAML: {one_line(exc)}") from None
     for key in ("model", "tokenizer", "train_loader", "global_train_batch_size", "max_seq_len"):
         if key not in container or container[key] is None:
             raise InputError(f"the YAML lacks {key}")
@@ -107,7 +108,8 @@ def build_run(
     validate_early(container, world_size=max(world_size, launched))
 
     run_dir = Path(run_dir)
-    cache_dir = Path(cache_dir) if cache_dir else run_dir.parent / ".cache"
+    # resolved, so the same cache reached through another path (a symlink) gives the same keys
+    cache_dir = (Path(cache_dir) if cache_dir else run_dir.parent / ".cache").resolve()
     dataset_cfg = container["train_loader"].setdefault("dataset", {})
     previous = (container.get("callbacks") or {}).get("run_record", {}).get("run_info", {})
     if data is None:
@@ -268,7 +270,7 @@ def _check_vocab(tokenizer_cfg: dict, model_vocab: int) -> None:
             tokenizer = build_tokenizer(tokenizer_cfg["name"], dict(tokenizer_cfg["kwargs"]))
         except Exception as exc:  # noqa: BLE001 - any failure to load is one user-facing line
             raise InputError(f"cannot load tokenizer {tokenizer_cfg['name']!r} offline: "
-                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                             f"{type(exc).__name__}: {one_line(exc)}") from None
         _TOKENIZER_SIZES[key] = len(tokenizer)
     if _TOKENIZER_SIZES[key] > model_vocab:
         raise InputError(f"tokenizer has {_TOKENIZER_SIZES[key]} tokens but the model's vocab_size is {model_vocab}")

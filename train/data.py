@@ -68,9 +68,3 @@ def prepare_mds(files: list[Path], tokenizer_cfg: dict, max_seq_len: int, cache_
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def mds_sequences(dataset: Path, split: str = "train") -> int:
-    """Number of samples in an MDS split (from its index.json)."""
-    index = json.loads((dataset / split / "index.json").read_text())
-    return sum(int(shard.get("samples", 0)) for shard in index.get("shards", []))

@@ -21,11 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from beyond.output import write_atomic
+from ioutil import one_line, write_atomic
 from scaling.errors import InputError
 from train.sweep import SweepSpec
 
-BACKENDS = ("local", "slurm", "mcli")
 LAUNCH_FILE = "launch.json"
 
 
@@ -329,7 +328,7 @@ def validate_mcli(path: Path):
     try:
         return FinalRunConfig.finalize_config(RunConfig.from_file(path))
     except Exception as exc:  # noqa: BLE001 - mcli raises several types; one line for the user
-        raise InputError(f"mcli rejects {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise InputError(f"mcli rejects {path}: {one_line(exc)}") from None
 
 
 def submit_mcli(spec: SweepSpec, paths: list[Path]) -> list[tuple[str, str]]:
@@ -341,7 +340,7 @@ def submit_mcli(spec: SweepSpec, paths: list[Path]) -> list[tuple[str, str]]:
         try:
             run = create_run(RunConfig.from_file(path))
         except Exception as exc:  # noqa: BLE001
-            raise InputError(f"mcli could not submit {path.name} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            raise InputError(f"mcli could not submit {path.name} ({one_line(exc)}); "
                              "configure mcli (`mcli init`, MOSAICML_API_KEY) or use --dry-run") from None
         write_launch(run_dir(spec, path.stem), {"backend": "mcli", "job_id": run.name, "submitted_at": time.time()})
         out.append((path.stem, run.name))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from beyond.output import write_atomic
+from ioutil import write_atomic
 from scaling.coefficients import LawCoefficients
 from scaling.errors import InputError
 from scaling.law import tokens_for_loss

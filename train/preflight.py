@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ioutil import one_line
 from scaling.errors import InputError
 
 OK, PROBLEM, INFO, NOT_CHECKED = "ok", "problem", "info", "not_checked"
@@ -63,7 +64,7 @@ def node_facts() -> NodeFacts:
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 - missing or broken install: say so
-        return NodeFacts(flash_attn=flash, error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return NodeFacts(flash_attn=flash, error=f"{type(exc).__name__}: {one_line(exc)}")
     gpus: tuple[str, ...] = ()
     nccl = bf16 = None
     try:
@@ -73,7 +74,7 @@ def node_facts() -> NodeFacts:
             nccl = ".".join(map(str, torch.cuda.nccl.version())) if torch.distributed.is_nccl_available() else None
     except Exception as exc:  # noqa: BLE001 - a broken driver is a fact to report
         return NodeFacts(torch.__version__, torch.version.cuda, None, (), None, flash,
-                         f"CUDA error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                         f"CUDA error: {type(exc).__name__}: {one_line(exc)}")
     return NodeFacts(torch.__version__, torch.version.cuda, nccl, gpus, bf16, flash)
 
 
@@ -123,7 +124,7 @@ def load_run(run: str) -> tuple[dict, str]:
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
-        raise InputError(f"cannot resolve {yaml_path}: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot resolve {yaml_path}: {one_line(exc)}") from None
     if not isinstance(config.get("model"), dict):
         raise InputError(f"{yaml_path} has no model section")
     return config, label

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from beyond.output import write_atomic
+from ioutil import stdout_to_stderr, write_atomic
 from train.config import RECORD_NAME, RunPlan
 
 
@@ -45,7 +44,7 @@ def run_training(plan: RunPlan) -> dict | None:
     write_config(plan)
     if _world_size() > 1:
         per_node_signal_files()
-    with _stdout_to_stderr():  # llm-foundry's console logging must not mix with our --json output
+    with stdout_to_stderr():  # llm-foundry's console logging must not mix with our --json output
         train(OmegaConf.create(OmegaConf.to_container(plan.config)))
     if global_rank() != 0:
         return None
@@ -99,17 +98,3 @@ def per_node_signal_files() -> None:
 
     get_node_signal_file_name.per_node = True
     dist.get_node_signal_file_name = get_node_signal_file_name
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send everything written to file descriptor 1 (Python or native code) to 2 meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from beyond.output import write_atomic
+from ioutil import write_atomic
 from scaling.errors import InputError
 from scaling.law import training_flops
 from scaling.optimal import PEAK_FLOPS, PRICE_PER_HOUR

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ioutil import one_line
 from scaling.errors import InputError
 
 # ComposerMPTCausalLM's own keyword arguments, besides those of MPTConfig
@@ -45,7 +46,7 @@ def validate_early(cfg: dict[str, Any], world_size: int = 1) -> None:
         try:
             calculate_batch_size_info(cfg["global_train_batch_size"], cfg.get("device_train_microbatch_size", "auto"))
         except Exception as exc:  # noqa: BLE001 - llm-foundry's ValueError: one line
-            raise InputError(f"llm-foundry rejects the config: {_first_line(exc)}") from None
+            raise InputError(f"llm-foundry rejects the config: {one_line(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -73,7 +74,7 @@ def _foundry_entry_point_checks(cfg: dict[str, Any], world_size: int) -> None:
                                                          transforms="all")
             validate_config(train_cfg)
         except Exception as exc:  # noqa: BLE001 - llm-foundry raises ValueError, omegaconf errors, ...
-            raise InputError(f"llm-foundry rejects the config: {_first_line(exc)}") from None
+            raise InputError(f"llm-foundry rejects the config: {one_line(exc)}") from None
 
 
 def _check_components(cfg: dict[str, Any]) -> None:
@@ -195,8 +196,3 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,17 +1,21 @@
-"""Output helpers: JSON with plain floats, atomic file writes, human number formatting."""
+"""I/O helpers every room shares (the bottom of the import graph: it imports nothing of the
+project): JSON with plain floats, atomic file and figure writes, human number formatting, one-line
+error text, and keeping library console output off stdout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 
 def plain(value):
     """numpy scalars/arrays -> plain Python floats/lists, recursively."""
+    import numpy as np
+
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -24,6 +28,7 @@ def plain(value):
 
 
 def dumps(value) -> str:
+    """One JSON document, numpy values as plain numbers, no NaN."""
     return json.dumps(plain(value), indent=2, allow_nan=False)
 
 
@@ -66,3 +71,24 @@ def human(x: float, unit: str = "") -> str:
         if abs(x) >= scale:
             return f"{'$' if unit == '$' else ''}{x / scale:.3g}{suffix}"
     return f"{'$' if unit == '$' else ''}{x:.3g}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to file descriptor 1 (Python or native code) to 2 meanwhile, so a
+    library's console logging cannot mix with a command's --json output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
