@@ -25,7 +25,9 @@ def register(sub) -> None:
     p.add_argument("--data", help="training data to check instead of the config's (MDS folder or s3://... URI)")
     p.add_argument("--tokens", type=quantity, metavar="D", help="tokens the run trains on (default: the config's "
                    "max_duration in batches x global_train_batch_size x max_seq_len)")
-    p.add_argument("--backend", choices=("local", "slurm", "mcli"),
+    from train.backends import BACKENDS
+
+    p.add_argument("--backend", choices=sorted(BACKENDS),
                    help="where the run goes: slurm/mcli are judged reachable only when given")
     p.add_argument("--gpus", type=int, metavar="N", help="GPUs expected on this node")
     p.add_argument("--cheap", action="store_true", help="skip what is slow: no download of a remote data index, "

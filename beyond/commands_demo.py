@@ -35,7 +35,8 @@ def _say(text: str) -> None:
 
 def _demo(args) -> int:
     from ioutil import human, write_atomic
-    from train import launch as L
+    from train.backends.local import launch_local
+    from train.launch import states
     from train.sweep import Hardware, collect, load_spec, plan_sweep
     from train.zoo import YAMLS_DIR
 
@@ -45,9 +46,9 @@ def _demo(args) -> int:
 
     with tqdm(total=len(spec.runs), desc="planning", unit="run", file=sys.stderr, leave=False) as bar:
         plan_sweep(spec, Hardware(), progress=bar.update)
-    pending = [s.name for s in L.states(spec) if s.state != "done"]
+    pending = [s.name for s in states(spec) if s.state != "done"]
     _say(f"[2/5] training: {len(pending)} to train, {len(spec.runs) - len(pending)} already done")
-    failed = [n for n, code in L.launch_local(spec, pending) if code != 0]
+    failed = [n for n, code in launch_local(spec, pending) if code != 0]
     if failed:
         raise InputError(f"demo runs failed: {', '.join(failed)} (logs: {spec.out}/<run>/train.log)")
 

@@ -34,14 +34,12 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="training data for the run (MDS folder or s3://... URI)")
     p.add_argument("--out", type=Path, default=Path("plans/planned"), help="plan folder (default plans/planned)")
     p.add_argument("--name", default="planned", help="run name prefix")
-    p.add_argument("--backend", choices=("local", "slurm", "mcli"), default="slurm",
-                   help="launch files to write (default slurm); nothing is submitted")
-    p.add_argument("--nodes", type=int, default=1)
-    p.add_argument("--gpus-per-node", type=int, default=8)
-    p.add_argument("--partition")
-    p.add_argument("--time")
-    p.add_argument("--account")
-    p.add_argument("--git-repo", help="mcli: this project's repository (OWNER/NAME)")
+    from train.backends import BACKENDS
+
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="slurm",
+                   help="write the launch files of this backend (default slurm)")
+    for backend in BACKENDS.values():
+        backend.add_arguments(p, launching=False)
     p.add_argument("--allow-repeat", action="store_true",
                    help="plan a run that needs more tokens than the data holds (the paper never repeats data)")
     p.add_argument("--json", action="store_true")
@@ -52,7 +50,7 @@ def _plan(args) -> int:
     from scaling.coefficients import load_coefficients
     from scaling.law import chinchilla_for_params, loss
     from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, compute_optimal, cost_optimal
-    from train import launch as L
+    from train.backends import get_backend
     from train.plan import plan_model
     from train.sweep import Hardware, load_spec, plan_sweep, totals
 
@@ -77,18 +75,11 @@ def _plan(args) -> int:
     planned = plan_model(coeffs, target, float(opt.params), args.out, args.data, args.name)
     spec = load_spec(planned.sweep_yaml)
     hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
-    world = args.nodes * max(args.gpus_per_node, 1) if args.backend == "slurm" else args.gpus
-    rows = plan_sweep(spec, hw, allow_repeat=args.allow_repeat, world_size=world)
+    backend = get_backend(args.backend)
+    opts = backend.options(args)
+    rows = plan_sweep(spec, hw, allow_repeat=args.allow_repeat, world_size=backend.world_size(opts))
     row = rows[0]
-    files = []
-    if args.backend == "slurm":
-        opts = L.SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, partition=args.partition,
-                              time=args.time, account=args.account)
-        files = [str(p) for p in L.write_sbatch(spec, [row["run"]], opts)]
-    elif args.backend == "mcli":
-        files = [str(p) for p in L.write_mcli(spec, [row["run"]], L.McliOptions(gpus=args.gpus, git_repo=args.git_repo))]
-        for f in files:
-            L.validate_mcli(Path(f))
+    files = [str(p) for p in backend.prepare(spec, [row["run"]], opts)]
     result = {
         **objective, "loss": target, "coefficients": coeffs.as_dict(),
         "recommended": {"params": float(opt.params), "tokens": float(opt.tokens)},

@@ -31,33 +31,15 @@ def register(sub) -> None:
                              "alone; interrupted runs resume from their latest checkpoint.")
     _common(launch)
     _hardware(launch)
-    launch.add_argument("--backend", choices=("local", "slurm", "mcli"), default="local", help="where runs go")
+    from train.backends import BACKENDS
+
+    launch.add_argument("--backend", choices=sorted(BACKENDS), default="local",
+                        help="where runs go: " + "; ".join(f"{n}: {b.help}" for n, b in sorted(BACKENDS.items())))
     launch.add_argument("--dry-run", action="store_true", help="write configs and scripts, submit nothing")
     launch.add_argument("--skip-checks", action="store_true",
                         help="do not run the cheap preflight checks (`beyond check --cheap`) before launching")
-    lo = launch.add_argument_group("local")
-    lo.add_argument("--nproc", type=int, default=1, metavar="N",
-                    help="processes per run on this machine (default 1): N > 1 runs Composer's launcher with N ranks, "
-                    "one per GPU where there are GPUs, gloo CPU processes elsewhere")
-    sl = launch.add_argument_group("slurm")
-    sl.add_argument("--nodes", type=int, default=1, help="nodes per run (default 1)")
-    sl.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8; 0 for CPU nodes)")
-    sl.add_argument("--procs-per-node", type=int, metavar="N",
-                    help="training processes per node (default: one per GPU; on CPU nodes, --gpus-per-node 0, "
-                    "N gloo processes)")
-    sl.add_argument("--cpus-per-task", type=int, help="CPUs per node task")
-    sl.add_argument("--partition", help="Slurm partition")
-    sl.add_argument("--time", help="time limit (e.g. 24:00:00)")
-    sl.add_argument("--account", help="Slurm account")
-    sl.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
-                    help="extra #SBATCH line, e.g. --sbatch-arg=--exclusive (repeatable)")
-    sl.add_argument("--test-only", action="store_true", help="check the scripts with `sbatch --test-only`, submit nothing")
-    mc = launch.add_argument_group("mcli")
-    mc.add_argument("--image", default="mosaicml/llm-foundry:2.7.0_cu128-latest", help="container image")
-    mc.add_argument("--cluster", help="MosaicML cluster")
-    mc.add_argument("--git-repo", help="this project's repository (OWNER/NAME) to install in the run")
-    mc.add_argument("--git-ref", help="branch to check out")
-    mc.add_argument("--remote-out", help="object-store folder for checkpoints and records (s3://...)")
+    for backend in BACKENDS.values():
+        backend.add_arguments(launch)
     launch.set_defaults(handler=_launch)
 
     status = ssub.add_parser("status", help="each run's state", description="Each run's state from its record, "
@@ -117,11 +99,10 @@ def _world_size(args) -> int:
     """Processes each run will use, for llm-foundry's batch-size arithmetic."""
     if getattr(args, "action", None) != "launch":
         return 1
-    if args.backend == "local":
-        return max(args.nproc, 1)
-    if args.backend == "slurm":
-        return args.nodes * (args.procs_per_node or max(args.gpus_per_node, 1))
-    return args.gpus
+    from train.backends import get_backend
+
+    backend = get_backend(args.backend)
+    return backend.world_size(backend.options(args))
 
 
 def _plan(args) -> int:
@@ -149,58 +130,40 @@ def _print_plan(spec, rows, total) -> None:
 
 
 def _launch(args) -> int:
-    from train import launch as L
+    from train.backends import get_backend
+    from train.launch import states
 
     spec = _spec(args)
-    if args.nproc < 1:
-        raise InputError(f"--nproc must be at least 1, got {args.nproc}")
+    backend = get_backend(args.backend)
+    opts = backend.options(args)
     _plan_rows(args, spec)
-    pending = [s.name for s in L.states(spec) if s.state not in ("done", "queued", "running")]
+    pending = [s.name for s in states(spec) if s.state not in ("done", "queued", "running")]
+    test_only = getattr(args, "test_only", False)
     if not args.skip_checks and pending:
-        _preflight(spec, pending, args.backend, warn_only=args.dry_run or args.test_only)
+        _preflight(spec, pending, args.backend, warn_only=args.dry_run or test_only)
     skipped = len(spec.runs) - len(pending)
+    outcome = backend.launch(spec, pending, opts, dry_run=args.dry_run, test_only=test_only)
     result: dict = {"sweep": spec.name, "backend": args.backend, "skipped": skipped, "pending": pending}
-    code = 0
-    if args.backend == "local":
-        if not args.dry_run:
-            ran = L.launch_local(spec, pending, nproc=args.nproc)
-            result["exit_codes"] = dict(ran)
-            failed = [n for n, c in ran if c != 0]
-            if failed:
-                sys.stderr.write(f"beyond: error: {len(failed)} run(s) failed: {', '.join(failed)} "
-                                 f"(logs in {spec.out}/<run>/train.log)\n")
-                code = 1
-    elif args.backend == "slurm":
-        opts = L.SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
-                              partition=args.partition, time=args.time, account=args.account,
-                              extra=tuple(args.sbatch_arg), procs_per_node=args.procs_per_node)
-        scripts = L.write_sbatch(spec, pending, opts)
-        result["scripts"] = [str(p) for p in scripts]
-        if args.test_only:
-            result["test_only"] = dict(L.submit_sbatch(spec, scripts, test_only=True))
-        elif not args.dry_run:
-            result["jobs"] = dict(L.submit_sbatch(spec, scripts))
-    else:
-        opts = L.McliOptions(image=args.image, gpus=args.gpus, cluster=args.cluster, git_repo=args.git_repo,
-                             git_ref=args.git_ref, remote_out=args.remote_out)
-        paths = L.write_mcli(spec, pending, opts)
-        for p in paths:
-            L.validate_mcli(p)
-        result["run_yamls"] = [str(p) for p in paths]
-        if not args.dry_run:
-            result["runs"] = dict(L.submit_mcli(spec, paths))
+    if outcome.files:
+        result[backend.files_key] = [str(p) for p in outcome.files]
+    for key, value in (("exit_codes", outcome.exit_codes), (backend.submitted_key, outcome.submitted),
+                       ("test_only", outcome.checked)):
+        if value:
+            result[key] = value
+    failed = [n for n, c in outcome.exit_codes.items() if c != 0]
+    if failed:
+        sys.stderr.write(f"beyond: error: {len(failed)} run(s) failed: {', '.join(failed)} "
+                         f"(logs in {spec.out}/<run>/train.log)\n")
     if args.json:
         sys.stdout.write(dumps(result) + "\n")
     else:
-        what = {"local": "trained", "slurm": "submitted", "mcli": "submitted"}[args.backend]
-        if args.dry_run or args.test_only:
-            what = "prepared"
+        what = "prepared" if args.dry_run or test_only else backend.verb
         sys.stdout.write(f"sweep {spec.name}: {len(pending)} run(s) {what}, {skipped} skipped "
                          f"(finished or already queued) [{args.backend}]\n")
-        for key in ("jobs", "runs", "test_only"):
+        for key in (backend.submitted_key, "test_only"):
             for name, value in (result.get(key) or {}).items():
                 sys.stdout.write(f"  {name}: {value}\n")
-    return code
+    return outcome.code
 
 
 def _preflight(spec, pending: list[str], backend: str, warn_only: bool) -> None:

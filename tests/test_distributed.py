@@ -94,7 +94,7 @@ def _free_port() -> int:
 
 def test_two_nodes_with_the_slurm_launch_line(workdir, single, tmp_path):
     """(d) the exact line the sbatch script runs on each node, once per "node" on localhost."""
-    from train.launch import SlurmOptions, node_launch_line, sbatch_script
+    from train.backends.slurm import SlurmOptions, node_launch_line, sbatch_script
     from train.sweep import SweepRun, SweepSpec
 
     run_dir = (workdir / "d-two-nodes").resolve()

@@ -126,7 +126,7 @@ def test_mcli_run_yamls_pass_mcli_loader(paper_plan, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text(Path(paths[0]).read_text().replace("image:", "imagex:"))
     from scaling.errors import InputError
-    from train.launch import validate_mcli
+    from train.backends.mcli import validate_mcli
     with pytest.raises(InputError, match="mcli rejects"):
         validate_mcli(broken)
 

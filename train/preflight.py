@@ -22,7 +22,6 @@ from ioutil import one_line
 from scaling.errors import InputError
 
 OK, PROBLEM, INFO, NOT_CHECKED = "ok", "problem", "info", "not_checked"
-BACKENDS = ("local", "slurm", "mcli")
 FLASH_ATTN_ALIBI = "2.4.2"  # llm-foundry's check_alibi_support: ALiBi with attn_impl flash needs this
 FLASH_ATTN_V2 = "2.0.1"  # llm-foundry's MPT needs flash-attn v2 for attn_impl flash
 # Checkpoint bytes per parameter: fp32 weights + the optimizer's fp32 state tensors per parameter.
@@ -173,13 +172,15 @@ def run_checks(
     node alone). ``data``: overrides the config's dataset; ``run_tokens``: tokens the run trains
     on (default: from max_duration); ``backend``: local|slurm|mcli or None (then Slurm/mcli are
     reported, not judged); ``gpus``: GPUs expected on this node; ``facts``: for tests."""
-    if backend is not None and backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend is not None:
+        from train.backends import get_backend
+
+        get_backend(backend)  # InputError naming the known backends
     if gpus is not None and gpus < 0:
         raise InputError(f"--gpus must be >= 0, got {gpus}")
     if run_tokens is not None and run_tokens <= 0:
         raise InputError(f"run tokens must be positive, got {run_tokens}")
-    remote_nodes = backend in ("slurm", "mcli")
+    remote_nodes = _trains_elsewhere(backend)
     if run_tokens is None and config is not None:
         run_tokens = run_tokens_of(config)
     data = data or data_of(config)
@@ -238,7 +239,7 @@ def _gpu_needs(config: dict | None) -> list[str]:
 
 
 def _gpu_checks(facts: NodeFacts, config: dict | None, backend: str | None, gpus: int | None) -> list[CheckResult]:
-    remote_nodes = backend in ("slurm", "mcli")
+    remote_nodes = _trains_elsewhere(backend)
     judged = PROBLEM if not remote_nodes else INFO
     where = "this node" if not remote_nodes else f"this node (the run goes to {backend}, whose nodes are not checked from here)"
     if facts.torch is None:
@@ -532,3 +533,12 @@ def _backend_checks(backend: str | None, cheap: bool = False) -> list[CheckResul
 def problems(results: list[CheckResult]) -> list[str]:
     """One line per problem: ``name: detail``."""
     return [f"{r.name}: {r.detail}" for r in results if r.status == PROBLEM]
+
+
+def _trains_elsewhere(backend: str | None) -> bool:
+    """True when the backend trains on other nodes (Slurm, mcli): this node's GPUs are not the run's."""
+    if backend is None:
+        return False
+    from train.backends import get_backend
+
+    return not get_backend(backend).trains_here
