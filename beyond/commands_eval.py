@@ -14,7 +14,7 @@ def register(sub) -> None:
         "eval", help="evaluate a checkpoint on the Evaluation Gauntlet",
         description="Run the Gauntlet's ICL tasks (llm-foundry's evaluators) on a run folder, a Composer checkpoint "
         "of one, or a Hugging Face model folder; write per-task accuracy, category averages (baseline subtracted, "
-        "rescaled, tasks weighted equally) and the core average to <run>/eval/gauntlet.json and the run record. "
+        "rescaled, tasks weighted equally) and the core average to <run>/eval/gauntlet.json (`beyond sweep collect` joins it into the runs table). "
         "Missing data files exclude their task and mark its category partial. Reruns skip finished tasks.")
     p.add_argument("target", help="run folder, Composer checkpoint (.pt) or Hugging Face model folder")
     p.add_argument("--gauntlet", help="Gauntlet YAML (llm-foundry format; default yamls/eval/gauntlet-paper.yaml)")

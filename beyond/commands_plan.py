@@ -51,6 +51,7 @@ def _plan(args) -> int:
     from scaling.law import chinchilla_for_params, loss
     from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, compute_optimal, cost_optimal
     from train.backends import get_backend
+    from train.folder import RunFolder
     from train.plan import plan_model
     from train.sweep import Hardware, load_spec, plan_sweep, totals
 
@@ -88,7 +89,7 @@ def _plan(args) -> int:
                     "flops": row["flops"], "gpu_hours": row["gpu_hours"], "wall_hours": row["wall_hours"],
                     "dollars": row["dollars"], "params_vs_recommended": row["params"] / float(opt.params) - 1},
         "model_yaml": str(planned.model_yaml), "sweep_yaml": str(planned.sweep_yaml),
-        "run_config": str(Path(row["run_dir"]) / "config.yaml"), "launch_files": files, "total": totals(rows),
+        "run_config": str(RunFolder(Path(row["run_dir"])).config), "launch_files": files, "total": totals(rows),
     }
     if args.json:
         sys.stdout.write(dumps(result) + "\n")

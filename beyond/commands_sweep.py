@@ -171,9 +171,10 @@ def _preflight(spec, pending: list[str], backend: str, warn_only: bool) -> None:
     the launch (one line), or is a warning on stderr when nothing will be submitted."""
     from omegaconf import OmegaConf
 
+    from train.folder import RunFolder
     from train.preflight import cheap_checks, problems, run_tokens_of
 
-    config = OmegaConf.to_container(OmegaConf.load(spec.out / pending[0] / "config.yaml"), resolve=True)
+    config = OmegaConf.to_container(OmegaConf.load(RunFolder(spec.out / pending[0]).config), resolve=True)
     found = problems(cheap_checks(config, backend, run_tokens_of(config)))
     if found and warn_only:
         for line in found:

@@ -21,6 +21,7 @@ from eval.averages import category_report
 from eval.gauntlet import Gauntlet, limited_copy
 from ioutil import one_line, stdout_to_stderr, write_atomic
 from scaling.errors import InputError
+from train.folder import RunFolder
 
 
 @dataclass
@@ -32,7 +33,6 @@ class Target:
     load_path: str | None
     max_seq_len: int
     out_dir: Path
-    record: Path | None
     identity: str
 
 
@@ -55,22 +55,20 @@ def _resolve(path: Path, out_dir: Path | None) -> Target:
     if path.is_dir() and (path / "config.json").is_file():  # Hugging Face folder
         model = {"name": "hf_causal_lm", "pretrained_model_name_or_path": str(path), "pretrained": True}
         seq = json.loads((path / "config.json").read_text()).get("max_seq_len", 2048)
-        return Target(model, {"name": str(path), "kwargs": {}}, None, int(seq), out_dir or path / "eval", None,
+        return Target(model, {"name": str(path), "kwargs": {}}, None, int(seq), out_dir or path / "eval",
                       _identity(path / "config.json"))
-    run_dir = path if path.is_dir() else path.parent.parent  # <run>/checkpoints/x.pt -> <run>
-    config = run_dir / "config.yaml"
-    if not config.is_file():
+    run = RunFolder(path if path.is_dir() else path.parent.parent)  # <run>/checkpoints/x.pt -> <run>
+    if not run.config.is_file():
         raise InputError(f"{path}: not a run folder (no config.yaml), Composer checkpoint of one, or HF model folder")
-    checkpoint = path if path.is_file() else run_dir / "checkpoints" / "latest-rank0.pt"
+    checkpoint = path if path.is_file() else run.latest_checkpoint
     if not checkpoint.exists():
-        raise InputError(f"no checkpoint in {run_dir / 'checkpoints'} (has the run trained?)")
+        raise InputError(f"no checkpoint in {run.checkpoints} (has the run trained?)")
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.to_container(OmegaConf.load(config), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(run.config), resolve=True)
     model = dict(cfg["model"])
-    record = run_dir / "record.json"
     return Target(model, cfg["tokenizer"], str(checkpoint.resolve()), int(cfg["max_seq_len"]),
-                  out_dir or run_dir / "eval", record if record.is_file() else None, _identity(checkpoint))
+                  out_dir or run.eval_dir, _identity(checkpoint))
 
 
 def _identity(path: Path) -> str:
@@ -86,8 +84,8 @@ def _task_key(target: Target, task, limit: int | None) -> str:
 
 def evaluate(gauntlet: Gauntlet, target: Target, *, limit: int | None = None, batch_size: int = 4,
              device: str | None = None, progress: bool = True) -> dict:
-    """Run every task that has no cached result, then write ``<out>/gauntlet.json`` and add the
-    averages to the run record. Returns the results."""
+    """Run every task that has no cached result, then write ``<out>/gauntlet.json`` (eval's own
+    file: the run record stays train's; ``beyond sweep collect`` joins the two). Returns the results."""
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     task_dir = target.out_dir / "tasks"
@@ -112,17 +110,6 @@ def evaluate(gauntlet: Gauntlet, target: Target, *, limit: int | None = None, ba
         **report,
     }
     write_atomic(target.out_dir / "gauntlet.json", json.dumps(results, indent=2) + "\n")
-    if target.record is not None:
-        record = json.loads(target.record.read_text())
-        record["gauntlet"] = {
-            "file": str(target.out_dir / "gauntlet.json"),
-            "limit_per_task": limit,
-            "categories": {c: {"average": v["average"], "partial": v["partial"], "missing": v["missing"]}
-                           for c, v in report["categories"].items()},
-            "averages": report["averages"],
-            "task_accuracy": accuracies,
-        }
-        write_atomic(target.record, json.dumps(record, indent=2) + "\n")
     return results
 
 

@@ -14,7 +14,19 @@ import numpy as np
 from scaling.errors import InputError
 
 # Columns of the paper's released trainingresults.csv.
+# The runs table: the paper's trainingresults.csv columns first (read by `beyond fit` as is), then
+# its Gauntlet columns, then ours. `beyond sweep collect` writes it; read_runs reads it.
 PAPER_COLUMNS = {"params": "Parameters", "tokens": "Tokens", "loss": "Smoothed Loss", "name": "Model Name"}
+RUNS_TABLE_PAPER_COLUMNS = ("Model Name", "Parameters", "Tokens/Params", "Tokens", "Batch Size", "Smoothed Loss")
+GAUNTLET_AVERAGES = ("world_knowledge", "reading_comprehension", "language_understanding", "commonsense_reasoning",
+                     "symbolic_problem_solving", "core_average")  # column eval_gauntlet/<name>
+RUNS_TABLE_EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes", "Gauntlet Partial")
+
+
+def runs_table_header() -> tuple[str, ...]:
+    """The runs table's columns, in order."""
+    return (RUNS_TABLE_PAPER_COLUMNS + tuple(f"eval_gauntlet/{c}" for c in GAUNTLET_AVERAGES)
+            + RUNS_TABLE_EXTRA_COLUMNS)
 # Keys of our run-record JSON (train/ writes these).
 RECORD_KEYS = {"params": "params", "tokens": "tokens", "loss": "smoothed_loss"}
 MIN_RUNS = 6  # five coefficients need more runs than that to say anything

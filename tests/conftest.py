@@ -52,6 +52,27 @@ def epoch_csv() -> Path:
     return _reference_file("epoch_chinchilla_svg_extracted.csv")
 
 
+def start_until(cmd: list[str], path: Path, timeout: float) -> subprocess.Popen:
+    """Start ``cmd`` (its own process group, output discarded) and wait until ``path`` exists;
+    fails if the process ends or ``timeout`` seconds pass first. The caller stops the process."""
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    if not path.exists():
+        import os
+        import signal
+
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        pytest.fail(f"{path.name} did not appear before the run ended (or within {timeout:.0f} s)")
+    return proc
+
+
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run `python -m beyond ARGS` as a user would; returns the completed process."""
     proc = subprocess.run([sys.executable, "-m", "beyond", *args], capture_output=True, text=True,

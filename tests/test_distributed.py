@@ -20,12 +20,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_train_extra, run_cli
+from tests.conftest import REPO, require_train_extra, run_cli, start_until
 
 require_train_extra()
 
@@ -142,14 +141,8 @@ def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
     run_dir = workdir / "killed-rank"
     cmd = [sys.executable, "-m", "beyond", "train", *SHORT, "--run-dir", str(run_dir), "--cache-dir",
            str(workdir / "cache"), "--nproc", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    checkpoint = run_dir / "checkpoints" / "ep0-ba10-rank0.pt"
+    proc = start_until(cmd, run_dir / "checkpoints" / "ep0-ba10-rank0.pt", timeout=300)
     try:
-        deadline = time.time() + 300
-        while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert checkpoint.exists(), "no checkpoint appeared before the run ended"
         ranks = _rank_processes(proc.pid)
         assert set(ranks) == {0, 1}, ranks
         ranks[1].send_signal(signal.SIGKILL)

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from scaling.model_size import mpt_param_count
-from tests.conftest import REPO, require_train_extra, run_cli
+from tests.conftest import require_train_extra, run_cli, start_until
 
 require_train_extra()
 
@@ -114,17 +113,9 @@ def test_rerun_is_a_noop(workdir, tiny_record):
 def test_killed_run_resumes_from_last_checkpoint(workdir, tiny_record):
     run_dir = workdir / "killed"
     cmd = [sys.executable, "-m", "beyond", *_train_args(workdir, "killed")]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    checkpoint = run_dir / "checkpoints" / "ep0-ba80-rank0.pt"
-    try:
-        deadline = time.time() + 240
-        while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert checkpoint.exists(), "no checkpoint appeared before the run ended"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc = start_until(cmd, run_dir / "checkpoints" / "ep0-ba80-rank0.pt", timeout=240)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
     assert not (run_dir / "record.json").exists()
     done = run_cli(*_train_args(workdir, "killed", "--json"))
     assert done.returncode == 0, done.stderr[-3000:]

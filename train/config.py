@@ -21,10 +21,10 @@ from omegaconf.errors import OmegaConfBaseException
 from ioutil import one_line
 from scaling.errors import InputError
 from train.corpus import DEFAULT_CORPUS, DEFAULT_CORPUS_BYTES, corpus_files, is_mds_dataset
+from train.folder import RunFolder
 from train.zoo import model_yaml, params_of
 
 WARMUP_TOKENS_PER_PARAM = 3.0
-RECORD_NAME = "record.json"
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RunPlan:
 
     @property
     def record_path(self) -> Path:
-        return self.run_dir / RECORD_NAME
+        return RunFolder(self.run_dir).record
 
 
 def load_yaml(path: Path) -> DictConfig:
@@ -169,7 +169,7 @@ def build_run(
     container.pop("variables", None)
     callbacks = container.get("callbacks") or {}
     callbacks["run_record"] = {
-        "path": str(run_dir / RECORD_NAME),
+        "path": str(RunFolder(run_dir).record),
         "params": params,
         "run_info": {
             "run_name": name,

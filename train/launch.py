@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ioutil import write_atomic
+from train.folder import RunFolder
 
 if TYPE_CHECKING:
     from train.sweep import SweepSpec
 
-LAUNCH_FILE = "launch.json"
-RECORD_FILE = "record.json"
-LATEST_CHECKPOINT = Path("checkpoints") / "latest-rank0.pt"
 
 
 def run_dir(spec: SweepSpec, name: str) -> Path:
@@ -31,13 +29,13 @@ def run_dir(spec: SweepSpec, name: str) -> Path:
 
 def read_launch(folder: Path) -> dict:
     try:
-        return json.loads((folder / LAUNCH_FILE).read_text())
+        return json.loads(RunFolder(folder).launch.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
 
 
 def write_launch(folder: Path, info: dict) -> None:
-    write_atomic(folder / LAUNCH_FILE, json.dumps(info, indent=2) + "\n")
+    write_atomic(RunFolder(folder).launch, json.dumps(info, indent=2) + "\n")
 
 
 def job_name(spec: SweepSpec, name: str) -> str:
@@ -56,19 +54,20 @@ def states(spec: SweepSpec) -> list:
     out = []
     for run in spec.runs:
         folder, launch = run_dir(spec, run.name), launches[run.name]
-        has_checkpoint = (folder / LATEST_CHECKPOINT).exists()
+        files = RunFolder(folder)
+        has_checkpoint = files.latest_checkpoint.exists()
         backend = launch.get("backend")
         known = None
-        if not (folder / RECORD_FILE).is_file() and backend in used:
+        if not files.record.is_file() and backend in used:
             launch.setdefault("job_name", job_name(spec, run.name))
             known = BACKENDS[backend].run_state(run.name, folder, launch, has_checkpoint, snapshots[backend])
-        if (folder / RECORD_FILE).is_file():
+        if files.record.is_file():
             out.append(RunState(run.name, "done"))
         elif known is not None:
             out.append(known)
         elif has_checkpoint:
             out.append(RunState(run.name, "interrupted", "will resume from its latest checkpoint"))
-        elif (folder / "config.yaml").is_file():
+        elif files.config.is_file():
             detail = f"{backend} {launch.get('job_id', '')}".strip() if launch else ""
             out.append(RunState(run.name, "planned" if not launch else "launched", detail))
         else:
@@ -95,6 +94,6 @@ def train_command(config: Path, folder: Path, nproc: int = 1) -> list[str]:
     args = train_args(config, folder)
     if nproc <= 1:
         return [sys.executable, *args]
-    logs = Path(folder) / "logs"
+    logs = RunFolder(Path(folder)).logs
     return [composer_launcher(), "-n", str(nproc), "--stdout", str(logs / "rank{rank}.stdout.log"),
             "--stderr", str(logs / "rank{rank}.stderr.log"), *args]

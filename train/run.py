@@ -10,13 +10,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ioutil import stdout_to_stderr, write_atomic
-from train.config import RECORD_NAME, RunPlan
+from train.config import RunPlan
+from train.folder import RunFolder
 
 
 def existing_record(run_dir: Path) -> dict | None:
     """The run record in ``run_dir`` if that run already finished (then training is a no-op)."""
     try:
-        return json.loads((run_dir / RECORD_NAME).read_text())
+        return json.loads(RunFolder(run_dir).record.read_text())
     except (OSError, json.JSONDecodeError):
         return None
 
@@ -32,7 +33,7 @@ def global_rank() -> int:
 def write_config(plan: RunPlan) -> None:
     """Save the resolved llm-foundry YAML as ``<run_dir>/config.yaml`` (atomically)."""
     if global_rank() == 0:  # every rank of a launch resolves the same config; one writes it
-        write_atomic(plan.run_dir / "config.yaml", OmegaConf.to_yaml(plan.config))
+        write_atomic(RunFolder(plan.run_dir).config, OmegaConf.to_yaml(plan.config))
 
 
 def run_training(plan: RunPlan) -> dict | None:
@@ -63,8 +64,9 @@ def run_launcher(plan: RunPlan, nproc: int) -> dict:
     from train.launch import train_command
 
     write_config(plan)
-    (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(train_command(plan.run_dir / "config.yaml", plan.run_dir, nproc), stdout=sys.stderr)
+    folder = RunFolder(plan.run_dir)
+    folder.logs.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(train_command(folder.config, plan.run_dir, nproc), stdout=sys.stderr)
     record = existing_record(plan.run_dir)
     if proc.returncode != 0 or record is None:
         raise RuntimeError(f"Composer's launcher exited with code {proc.returncode} "

@@ -20,7 +20,9 @@ from ioutil import write_atomic
 from scaling.errors import InputError
 from scaling.law import training_flops
 from scaling.optimal import PEAK_FLOPS, PRICE_PER_HOUR
+from scaling.runs import GAUNTLET_AVERAGES, runs_table_header
 from train.config import RunPlan, build_run, load_yaml
+from train.folder import RunFolder
 from train.zoo import model_yaml
 
 RUN_COLUMNS = ("run", "model", "params", "tokens_per_param", "tokens", "global_batch_size", "max_seq_len",
@@ -170,7 +172,7 @@ def plan_sweep(spec: SweepSpec, hardware: Hardware, progress=None, allow_repeat:
             progress(1)
     rows = [_row(run, plan, hardware) for run, plan in plans]
     for _run, plan in plans:  # write configs only once every run resolved: no half-written plan
-        write_atomic(plan.run_dir / "config.yaml", OmegaConf.to_yaml(plan.config))
+        write_atomic(RunFolder(plan.run_dir).config, OmegaConf.to_yaml(plan.config))
     write_atomic(spec.out / "plan.csv", plan_csv(rows))
     return rows
 
@@ -201,50 +203,45 @@ def totals(rows: list[dict]) -> dict:
     return {"runs": len(rows), **{k: float(sum(r[k] for r in rows)) for k in ("tokens", "flops", "gpu_hours", "dollars")}}
 
 
-PAPER_COLUMNS = ("Model Name", "Parameters", "Tokens/Params", "Tokens", "Batch Size", "Smoothed Loss")
-GAUNTLET_COLUMNS = ("world_knowledge", "reading_comprehension", "language_understanding", "commonsense_reasoning",
-                    "symbolic_problem_solving", "core_average")
-EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes", "Gauntlet Partial")
-
-
 def collect(spec: SweepSpec) -> tuple[str, int]:
     """The runs table of the finished runs (one row per run of the spec, in spec order), with the
     paper's trainingresults.csv columns first; returns (CSV text, number of runs missing)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PAPER_COLUMNS + tuple(f"eval_gauntlet/{c}" for c in GAUNTLET_COLUMNS) + EXTRA_COLUMNS)
+    writer.writerow(runs_table_header())
     missing = 0
     for run in spec.runs:
-        path = spec.out / run.name / "record.json"
-        if not path.is_file():
+        folder = RunFolder(spec.out / run.name)
+        if not folder.record.is_file():
             missing += 1
             continue
         try:
-            rec = json.loads(path.read_text())
+            rec = json.loads(folder.record.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"run record {path} is unreadable: {exc}") from None
+            raise InputError(f"run record {folder.record} is unreadable: {exc}") from None
+        evaluated = folder.read_eval()  # eval's own file, joined in here
         writer.writerow([rec.get("model", model_label(run.model)), rec["params"], f"{rec['tokens_per_param']:.6g}",
                          rec["tokens"], rec.get("global_train_batch_size", ""), repr(float(rec["smoothed_loss"])),
-                         *_gauntlet_cells(rec),
+                         *_gauntlet_cells(evaluated),
                          run.name, rec.get("flops", ""), rec.get("wall_time_s", ""), rec.get("resumes", ""),
-                         _gauntlet_partial(rec)])
+                         _gauntlet_partial(evaluated)])
     return buf.getvalue(), missing
 
 
-def _gauntlet_cells(rec: dict) -> list:
-    """Category and core averages from a record's ``gauntlet`` (blank where not evaluated)."""
-    g = rec.get("gauntlet") or {}
+def _gauntlet_cells(evaluated: dict | None) -> list:
+    """Category and core averages from eval's results (blank where not evaluated)."""
+    g = evaluated or {}
     cats, avgs = g.get("categories", {}), g.get("averages", {})
     cells = []
-    for name in GAUNTLET_COLUMNS:
+    for name in GAUNTLET_AVERAGES:
         entry = avgs.get(name) if name in avgs else cats.get(name)
         value = (entry or {}).get("average")
         cells.append("" if value is None else repr(float(value)))
     return cells
 
 
-def _gauntlet_partial(rec: dict):
-    g = rec.get("gauntlet")
+def _gauntlet_partial(evaluated: dict | None):
+    g = evaluated
     if not g:
         return ""
     return any(v.get("partial") for v in list(g.get("categories", {}).values()) + list(g.get("averages", {}).values()))

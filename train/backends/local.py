@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from scaling.errors import InputError
 from train.backends.base import Backend, Outcome, RunState
+from train.folder import RunFolder
 from train.launch import run_dir, train_command, write_launch
 
 if TYPE_CHECKING:
@@ -79,10 +80,11 @@ def launch_local(spec: SweepSpec, pending: list[str], nproc: int = 1) -> list[tu
         folder = run_dir(spec, name)
         started = time.time()
         write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "exit_code": None})
-        (folder / "logs").mkdir(parents=True, exist_ok=True)
+        files = RunFolder(folder)
+        files.logs.mkdir(parents=True, exist_ok=True)
         inner = tqdm(desc=f"  {name}", unit="batch", file=sys.stderr, position=1, leave=False)
-        with open(folder / "train.log", "ab") as log:
-            proc = subprocess.Popen(train_command(folder / "config.yaml", folder, nproc), stdout=subprocess.PIPE,
+        with open(files.train_log, "ab") as log:
+            proc = subprocess.Popen(train_command(files.config, folder, nproc), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, cwd=Path.cwd())
             for line in proc.stdout:
                 log.write(line)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ioutil import one_line, write_atomic
 from scaling.errors import InputError
 from train.backends.base import Backend, Outcome
+from train.folder import RunFolder
 from train.launch import run_dir, train_args, write_launch
 
 if TYPE_CHECKING:
@@ -36,16 +37,15 @@ def mcli_run(spec: SweepSpec, name: str, opts: McliOptions) -> dict:
     llm-foundry config as parameters, Composer's launcher over the run's GPUs."""
     from omegaconf import OmegaConf
 
-    from train.config import RECORD_NAME
 
     if not opts.git_repo:
         raise InputError("mcli runs install this project from git: pass --git-repo OWNER/NAME (and --git-ref)")
-    params = OmegaConf.to_container(OmegaConf.load(run_dir(spec, name) / "config.yaml"))
+    params = OmegaConf.to_container(OmegaConf.load(RunFolder(run_dir(spec, name)).config))
     remote = (opts.remote_out or "").rstrip("/")
     inner = "/tmp/beyond-run"
     if remote:
         params["save_folder"] = f"{remote}/{name}/checkpoints"
-        params["callbacks"]["run_record"]["path"] = f"{remote}/{name}/{RECORD_NAME}"
+        params["callbacks"]["run_record"]["path"] = f"{remote}/{name}/{RunFolder(Path(name)).record.name}"
     repo_dir = opts.git_repo.rstrip("/").split("/")[-1]
     integration = {"integration_type": "git_repo", "git_repo": opts.git_repo,
                    "pip_install": "-c constraints/train.txt -e .[train]"}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ioutil import write_atomic
 from scaling.errors import InputError
 from train.backends.base import Backend, Outcome, RunState
+from train.folder import RunFolder
 from train.launch import composer_launcher, job_name, run_dir, train_args, write_launch
 
 if TYPE_CHECKING:
@@ -105,8 +106,8 @@ def node_launch_line(folder: Path, procs: int) -> str:
     """The shell line srun runs once per node: Composer's launcher with ``procs`` local ranks,
     world size, node rank and rendezvous from the job's environment (WORLD_SIZE, SLURM_NODEID,
     MASTER_ADDR, MASTER_PORT, exported by the sbatch script)."""
-    args = " ".join(shlex.quote(a) for a in train_args(folder / "config.yaml", folder))
-    logs = shlex.quote(str(folder / "logs" / "rank{rank}"))
+    args = " ".join(shlex.quote(a) for a in train_args(RunFolder(folder).config, folder))
+    logs = shlex.quote(str(RunFolder(folder).logs / "rank{rank}"))
     return (f"exec {shlex.quote(composer_launcher())} -n {procs} --world_size \"$WORLD_SIZE\" "
             f"--node_rank \"$SLURM_NODEID\" --master_addr \"$MASTER_ADDR\" --master_port \"$MASTER_PORT\" "
             f"--stdout {logs}.stdout.log --stderr {logs}.stderr.log {args}")
