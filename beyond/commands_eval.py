@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -103,6 +104,9 @@ def register_report(sub) -> None:
     p.add_argument("runs", help="runs table (CSV in the paper's columns, a run-record JSON, or a folder of runs)")
     p.add_argument("--out", type=Path, default=Path("report"), help="report folder (default report/)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for intervals (default 200; 0: none)")
+    p.add_argument("--fit", type=Path, metavar="FIT_JSON",
+                   help="report this `beyond fit -o` result instead of fitting RUNS again (its bootstrap sets "
+                   "give the intervals; --bootstrap is then not used)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="Scaling report")
     p.add_argument("--json", action="store_true")
@@ -116,7 +120,15 @@ def _report(args) -> int:
     if args.bootstrap < 0:
         raise InputError("--bootstrap must be >= 0")
     runs = read_runs(Path(args.runs)).require()
-    summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title)
+    fit = None
+    if args.fit is not None:
+        try:
+            fit = json.loads(args.fit.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read fit file {args.fit}: {exc}") from None
+        if not isinstance(fit, dict):
+            raise InputError(f"fit file {args.fit}: expected a JSON object (a `beyond fit -o` result)")
+    summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title, fit=fit)
     if args.json:
         sys.stdout.write(dumps(summary) + "\n")
     else:

@@ -24,8 +24,12 @@ def register(sub) -> None:
     d = p.add_mutually_exclusive_group(required=True)
     d.add_argument("--inference-tokens", type=quantity, metavar="T", help="lifetime inference tokens (minimise FLOPs)")
     d.add_argument("--requests", type=quantity, metavar="R", help="lifetime requests (minimise dollars, paper Eq. 6)")
-    p.add_argument("--input-tokens", type=float, default=70.0, help="with --requests: prompt tokens per request")
-    p.add_argument("--output-tokens", type=float, default=215.0, help="with --requests: output tokens per request")
+    from scaling.optimal import PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS
+
+    p.add_argument("--input-tokens", type=float, default=PAPER_INPUT_TOKENS,
+                   help="with --requests: prompt tokens per request (default 70, the paper's)")
+    p.add_argument("--output-tokens", type=float, default=PAPER_OUTPUT_TOKENS,
+                   help="with --requests: output tokens per request (default 215, the paper's)")
     p.add_argument("--coefficients", metavar="SET_OR_FILE", help="coefficient set or `beyond fit -o` file")
     p.add_argument("--gpu", default="a100-80", help="training GPU (a100-40, a100-80, h100)")
     p.add_argument("--gpus", type=int, default=8, help="GPUs for the run (wall-clock estimate)")

@@ -52,9 +52,11 @@ def _register_optimize(sub) -> None:
                            "L(N, D_tr) = loss. Defaults are the paper's Table 3 settings.")
     _quality_args(cost)
     cost.add_argument("--requests", type=quantity, required=True, metavar="R", help="lifetime inference requests")
-    cost.add_argument("--input-tokens", type=float, default=70.0, metavar="I",
+    from scaling.optimal import PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS
+
+    cost.add_argument("--input-tokens", type=float, default=PAPER_INPUT_TOKENS, metavar="I",
                       help="input (prompt) tokens per request (default 70, LMSYS-Chat mean)")
-    cost.add_argument("--output-tokens", type=float, default=215.0, metavar="O",
+    cost.add_argument("--output-tokens", type=float, default=PAPER_OUTPUT_TOKENS, metavar="O",
                       help="output (generated) tokens per request (default 215)")
     from scaling.optimal import PEAK_FLOPS
 
@@ -92,15 +94,14 @@ def _model(params, tokens, **extra) -> dict:
 def _cmd_optimize_compute(args) -> int:
     from scaling.coefficients import load_coefficients
     from scaling.law import training_flops
-    from scaling.optimal import chinchilla_style, compute_optimal, total_flops
+    from scaling.optimal import compare_compute
 
     coeffs = load_coefficients(args.coefficients)
     target = _target_loss(args, coeffs)
     demand = args.inference_tokens
-    opt = compute_optimal(coeffs, target, demand)
-    ref = chinchilla_style(coeffs, target)
-    f_opt = float(total_flops(opt.params, opt.tokens, demand))
-    f_ref = float(total_flops(ref.params, ref.tokens, demand))
+    cmp = compare_compute(coeffs, target, demand)
+    opt, ref = cmp.optimal, cmp.chinchilla
+    f_opt, f_ref = float(cmp.optimal_flops), float(cmp.chinchilla_flops)
     result = {
         "objective": "compute",
         "coefficients": coeffs.as_dict(),
@@ -115,9 +116,8 @@ def _cmd_optimize_compute(args) -> int:
 
     def answer(c, d=demand):
         t = _target_loss(args, c)
-        o, r = compute_optimal(c, t, d), chinchilla_style(c, t)
-        return {"params": float(o.params), "tokens": float(o.tokens),
-                "ratio": float(total_flops(o.params, o.tokens, d) / total_flops(r.params, r.tokens, d))}
+        got = compare_compute(c, t, d)
+        return {"params": float(got.optimal.params), "tokens": float(got.optimal.tokens), "ratio": float(got.flops_ratio)}
 
     _add_uncertainty(args, result, answer, "flops", (opt.params, opt.tokens), (ref.params, ref.tokens))
     if args.sensitivity:
@@ -375,9 +375,9 @@ def _cmd_law(args) -> int:
         if n is None and d is None:
             raise InputError("with --flops and --loss the model is not determined; add --chinchilla or --params")
         if n is not None and d is None:
-            d = given["flops"] / (6 * n) if "flops" in given else law.tokens_for_loss(c, n, given["loss"])
+            d = given["flops"] / (law.TRAIN_FLOPS_PER_PARAM_TOKEN * n) if "flops" in given else law.tokens_for_loss(c, n, given["loss"])
         elif d is not None and n is None:
-            n = given["flops"] / (6 * d) if "flops" in given else law.params_for_loss(c, d, given["loss"])
+            n = given["flops"] / (law.TRAIN_FLOPS_PER_PARAM_TOKEN * d) if "flops" in given else law.params_for_loss(c, d, given["loss"])
     n, d = float(n), float(d)
     if not (n < float("inf") and d < float("inf")):
         raise InputError("that loss is out of reach for the given size: the law never gets there")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scaling.coefficients import LawCoefficients
+from scaling.law import TRAIN_FLOPS_PER_PARAM_TOKEN
 from scaling.runs import RunTable
 
 
@@ -64,7 +65,7 @@ def fig3a_loss_vs_ratio(runs: RunTable) -> Panel:
 def fig4_loss_vs_flops(runs: RunTable) -> Panel:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
-    flops = 6.0 * runs.params * runs.tokens
+    flops = TRAIN_FLOPS_PER_PARAM_TOKEN * runs.params * runs.tokens
     # runs planned at one ratio differ in the 3rd digit after rounding to whole batches: group at 2
     ratios = _nominal_ratio(runs.tokens_per_param)
     rows, slopes = [], []
@@ -145,20 +146,15 @@ def fig5_growing_fits(runs: RunTable, fits: list[dict]) -> Panel:
 def fig2_ratios(coeffs: LawCoefficients, params_range: tuple[float, float], demand_range: tuple[float, float],
                 points: int = 40) -> Panel:
     from scaling.law import chinchilla_for_params, loss
-    from scaling.optimal import chinchilla_style, compute_optimal, total_flops
+    from scaling.optimal import compare_compute
 
     plt = _plt()
     n_chin = np.geomspace(*params_range, points)
     demand = np.geomspace(*demand_range, points)
     target = loss(coeffs, n_chin, chinchilla_for_params(coeffs, n_chin))
     L, T = np.meshgrid(target, demand)
-    opt = compute_optimal(coeffs, L, T)
-    ref = chinchilla_style(coeffs, L)
-    ratios = {
-        "flops_ratio": total_flops(opt.params, opt.tokens, T) / total_flops(ref.params, ref.tokens, T),
-        "params_ratio": opt.params / ref.params,
-        "tokens_ratio": opt.tokens / ref.tokens,
-    }
+    cmp = compare_compute(coeffs, L, T)
+    ratios = {"flops_ratio": cmp.flops_ratio, "params_ratio": cmp.params_ratio, "tokens_ratio": cmp.tokens_ratio}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=110)
     for ax, (name, z) in zip(axes, ratios.items()):
         from matplotlib.colors import LogNorm
@@ -181,7 +177,15 @@ def fig2_ratios(coeffs: LawCoefficients, params_range: tuple[float, float], dema
 def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requests_range: tuple[float, float],
                       points: int = 40) -> Panel:
     from scaling.law import chinchilla_for_params, loss
-    from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, cost_optimal, total_cost
+    from scaling.optimal import (
+        PAPER_INPUT_TOKENS,
+        PAPER_OUTPUT_TOKENS,
+        CostSettings,
+        InferenceDemand,
+        chinchilla_style,
+        cost_optimal,
+        total_cost,
+    )
 
     plt = _plt()
     settings = CostSettings()
@@ -190,7 +194,7 @@ def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requ
     rows = []
     for n in params_targets:
         target = float(loss(coeffs, n, chinchilla_for_params(coeffs, n)))
-        demand = InferenceDemand(requests, 70.0, 215.0)
+        demand = InferenceDemand(requests, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS)
         opt = cost_optimal(coeffs, target, settings, demand)
         ref = chinchilla_style(coeffs, target)
         ratio = total_cost(settings, demand, opt.params, opt.tokens) / total_cost(settings, demand, ref.params, ref.tokens)
@@ -203,7 +207,7 @@ def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requ
                                           np.broadcast_to(opt.tokens, requests.shape), tpp, ratio)]
     for ax in (ax1, ax2):
         ax.set_xscale("log")
-        ax.set_xlabel("lifetime requests (70 in + 215 out tokens)")
+        ax.set_xlabel(f"lifetime requests ({PAPER_INPUT_TOKENS:g} in + {PAPER_OUTPUT_TOKENS:g} out tokens)")
     ax1.set_yscale("log")
     ax1.set_ylabel("cost-optimal tokens per parameter")
     ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")

@@ -25,7 +25,12 @@ import numpy as np
 
 from scaling.coefficients import LawCoefficients
 from scaling.errors import InputError
-from scaling.law import check_loss_reachable, chinchilla_for_loss
+from scaling.law import (
+    INFERENCE_FLOPS_PER_PARAM_TOKEN,
+    TRAIN_FLOPS_PER_PARAM_TOKEN,
+    check_loss_reachable,
+    chinchilla_for_loss,
+)
 
 _NEWTON_ITERATIONS = 60
 _NEWTON_RTOL = 1e-15
@@ -176,6 +181,10 @@ class CostSettings:
         return self.inference_price / (3600.0 * PEAK_FLOPS[self.inference_gpu][self.inference_dtype])
 
 
+PAPER_INPUT_TOKENS = 70.0  # prompt tokens per request (the paper's Sec. 6, LMSYS-Chat mean)
+PAPER_OUTPUT_TOKENS = 215.0  # generated tokens per request
+
+
 @dataclass(frozen=True)
 class InferenceDemand:
     """Lifetime demand: requests x (input tokens, output tokens) per request."""
@@ -207,7 +216,8 @@ def total_cost(settings: CostSettings, demand: InferenceDemand, params, tokens):
     """Dollars to train N params on D_tr tokens and serve the demand (Eq. 6)."""
     d_eq = train_token_equivalent(settings, demand)
     n = np.asarray(params, float)
-    return settings.dollars_per_train_flop * (6.0 * n * np.asarray(tokens, float) + 2.0 * n * d_eq)
+    return settings.dollars_per_train_flop * (TRAIN_FLOPS_PER_PARAM_TOKEN * n * np.asarray(tokens, float)
+                                              + INFERENCE_FLOPS_PER_PARAM_TOKEN * n * d_eq)
 
 
 def cost_optimal(c: LawCoefficients, target_loss, settings: CostSettings, demand: InferenceDemand) -> ModelChoice:
@@ -218,10 +228,43 @@ def cost_optimal(c: LawCoefficients, target_loss, settings: CostSettings, demand
 def total_flops(params, tokens, inference_tokens):
     """6 N D_tr + 2 N D_inf."""
     n = np.asarray(params, float)
-    return 6.0 * n * np.asarray(tokens, float) + 2.0 * n * np.asarray(inference_tokens, float)
+    return (TRAIN_FLOPS_PER_PARAM_TOKEN * n * np.asarray(tokens, float)
+            + INFERENCE_FLOPS_PER_PARAM_TOKEN * n * np.asarray(inference_tokens, float))
 
 
 def chinchilla_style(c: LawCoefficients, target_loss) -> ModelChoice:
     """The training-compute-optimal model reaching the loss (what the paper compares against)."""
     params, tokens = chinchilla_for_loss(c, target_loss)
     return ModelChoice(params=np.asarray(params), tokens=np.asarray(tokens))
+
+
+@dataclass(frozen=True)
+class ComputeComparison:
+    """The inference-aware optimum against the Chinchilla-style model at the same loss and
+    lifetime inference demand (tokens): each one's params and tokens, their total FLOPs
+    (6 N D_tr + 2 N D_inf) and the ratios optimal / Chinchilla-style."""
+
+    optimal: ModelChoice
+    chinchilla: ModelChoice
+    optimal_flops: np.ndarray
+    chinchilla_flops: np.ndarray
+
+    @property
+    def flops_ratio(self):
+        return self.optimal_flops / self.chinchilla_flops
+
+    @property
+    def params_ratio(self):
+        return self.optimal.params / self.chinchilla.params
+
+    @property
+    def tokens_ratio(self):
+        return self.optimal.tokens / self.chinchilla.tokens
+
+
+def compare_compute(c: LawCoefficients, target_loss, inference_tokens) -> ComputeComparison:
+    """The compute-optimal model (Sec. 2) and the Chinchilla-style one for the same loss and
+    demand, with total FLOPs: the comparison every command, table and figure reports."""
+    opt, ref = compute_optimal(c, target_loss, inference_tokens), chinchilla_style(c, target_loss)
+    return ComputeComparison(opt, ref, total_flops(opt.params, opt.tokens, inference_tokens),
+                             total_flops(ref.params, ref.tokens, inference_tokens))

@@ -27,23 +27,31 @@ def _csv(rows: list[dict]) -> str:
 
 
 def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0,
-                 title: str = "Scaling report") -> dict:
-    """Fit, figures, optimizer answer; writes everything under ``out`` and returns a summary."""
+                 title: str = "Scaling report", fit: dict | None = None) -> dict:
+    """Fit, figures, optimizer answer; writes everything under ``out`` and returns a summary.
+    ``fit``: a ``beyond fit -o`` result to report instead of fitting ``runs`` again (its
+    bootstrap sets, if any, give the answer's intervals)."""
     from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
+    from scaling.coefficients import coefficients_from_mapping
     from scaling.fit import fit_law
     from scaling.law import chinchilla_for_params, loss
-    from scaling.optimal import chinchilla_style, compute_optimal, total_flops
+    from scaling.optimal import compare_compute, compute_optimal
+    from scaling.uncertainty import interval
 
     out.mkdir(parents=True, exist_ok=True)
-    fit = fit_law(runs.params, runs.tokens, runs.loss, name="fit")
-    fit_dict = fit.as_dict()
-    if bootstrap:
+    if fit is not None:
+        coeffs = coefficients_from_mapping(fit, "--fit")
+        fit_dict = dict(fit)
+        bootstrap = len(fit_dict.get("bootstrap") or [])
+    else:
+        fitted = fit_law(runs.params, runs.tokens, runs.loss, name="fit")
+        fit_dict, coeffs = fitted.as_dict(), fitted.coefficients
+    if bootstrap and fit is None:
         sets = bootstrap_fits(runs.params, runs.tokens, runs.loss, bootstrap, seed=seed)
         fit_dict.update(bootstrap=sets, bootstrap_resamples=bootstrap, bootstrap_dropped=bootstrap - len(sets))
         if sets:
             fit_dict["bootstrap_intervals"] = bootstrap_intervals(sets)
     write_atomic(out / "fit.json", json.dumps(fit_dict, indent=2) + "\n")
-    coeffs = fit.coefficients
     n_max = float(runs.params.max())
     fits = figures.growing_subset_fits(runs)
     lo_d = float(chinchilla_for_params(coeffs, runs.params.min())) * 0.1
@@ -75,17 +83,17 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
     target = float(loss(coeffs, n_max, d_chin))
     demand = 10 * d_chin
     try:
-        opt, ref = compute_optimal(coeffs, target, demand), chinchilla_style(coeffs, target)
+        cmp = compare_compute(coeffs, target, demand)
     except InputError as exc:
         answer = {"unavailable": f"the fitted law is degenerate here ({exc})"}
         write_atomic(out / "optimizer_answer.json", json.dumps(answer, indent=2) + "\n")
         write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped))
         return {"fit": fit_dict, "table1": fits, "answer": answer, "figures": [f"{p.name}.png" for p in panels]}
+    opt, ref = cmp.optimal, cmp.chinchilla
     answer = {"loss": target, "inference_tokens": demand, "optimal_params": float(opt.params),
               "optimal_tokens": float(opt.tokens), "chinchilla_params": float(ref.params),
-              "chinchilla_tokens": float(ref.tokens),
-              "flops_ratio": float(total_flops(opt.params, opt.tokens, demand) / total_flops(ref.params, ref.tokens, demand))}
-    if bootstrap and fit_dict["bootstrap"]:
+              "chinchilla_tokens": float(ref.tokens), "flops_ratio": float(cmp.flops_ratio)}
+    if bootstrap and fit_dict.get("bootstrap"):
         ans = []
         for s in fit_dict["bootstrap"]:
             c = LawCoefficients(**{k: s[k] for k in ("A", "B", "E", "alpha", "beta")})
@@ -94,8 +102,8 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
                 ans.append((float(o.params), float(o.tokens)))
         if ans:
             arr = np.array(ans)
-            answer["optimal_params_5_95"] = [float(np.percentile(arr[:, 0], 5)), float(np.percentile(arr[:, 0], 95))]
-            answer["optimal_tokens_5_95"] = [float(np.percentile(arr[:, 1], 5)), float(np.percentile(arr[:, 1], 95))]
+            answer["optimal_params_5_95"] = interval(arr[:, 0])
+            answer["optimal_tokens_5_95"] = interval(arr[:, 1])
     write_atomic(out / "optimizer_answer.json", json.dumps(answer, indent=2) + "\n")
     write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped))
     return {"fit": fit_dict, "table1": fits, "answer": answer, "figures": [f"{p.name}.png" for p in panels]}
@@ -107,7 +115,8 @@ def _markdown(title, runs, fit, fits, answer, panels, skipped=None) -> str:
              f"{len(np.unique(np.round(runs.tokens_per_param, 6)))} tokens/param ratios.", "",
              "## Eq. 4 fit (all runs)", "",
              "| | A | B | E | alpha | beta | objective |", "| --- | --- | --- | --- | --- | --- | --- |",
-             f"| best | {fit['A']:.4g} | {fit['B']:.4g} | {fit['E']:.4g} | {fit['alpha']:.4f} | {fit['beta']:.4f} | {fit['objective']:.4g} |"]
+             f"| {'best' if 'objective' in fit else 'given'} | {fit['A']:.4g} | {fit['B']:.4g} | {fit['E']:.4g} | "
+             f"{fit['alpha']:.4f} | {fit['beta']:.4f} | {_g4(fit.get('objective'))} |"]
     if "bootstrap_intervals" in fit:
         iv = fit["bootstrap_intervals"]
         lines.append(f"| 95% interval ({len(fit['bootstrap'])} resamples) | " + " | ".join(
@@ -116,8 +125,9 @@ def _markdown(title, runs, fit, fits, answer, panels, skipped=None) -> str:
         lines += ["", f"{fit['bootstrap_dropped']} of {fit['bootstrap_resamples']} bootstrap resamples gave no valid law "
                   "(an exponent <= 0 or an overflowing coefficient) and are left out: with this few runs the law "
                   "is weakly determined."]
-    lines += ["", f"{fit['n_starts_at_best']} of {fit['n_starts']} grid starts reached the best objective.", "",
-              "## Fits on growing tokens/param subsets (Table 1)", "",
+    if "n_starts" in fit:
+        lines += ["", f"{fit['n_starts_at_best']} of {fit['n_starts']} grid starts reached the best objective."]
+    lines += ["", "## Fits on growing tokens/param subsets (Table 1)", "",
               "| subset | runs | alpha | beta | A | B | E | objective |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {f['subset']} | {f['n_runs']} | {f['alpha']:.4f} | {f['beta']:.4f} | {f['A']:.4g} | {f['B']:.4g} | "
               f"{f['E']:.4g} | {f['objective']:.4g} |" for f in fits]
@@ -141,3 +151,7 @@ def _markdown(title, runs, fit, fits, answer, panels, skipped=None) -> str:
         extra = "".join(f", [{n}.csv]({n}.csv)" for n in p.extra)
         lines += [f"### {p.title}", "", f"![{p.name}]({p.name}.png)", "", f"Data: [{p.name}.csv]({p.name}.csv){extra}", ""]
     return "\n".join(lines) + "\n"
+
+
+def _g4(value) -> str:
+    return "" if value is None else f"{value:.4g}"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling.errors import InputError
+from scaling.law import TRAIN_FLOPS_PER_PARAM_TOKEN
 
 # Columns of the paper's released trainingresults.csv.
 # The runs table: the paper's trainingresults.csv columns first (read by `beyond fit` as is), then
@@ -105,7 +106,7 @@ def read_runs(
     params = _column(rows, params_col, path)
     loss = _column(rows, loss_col, path)
     if flops_col:
-        tokens = _column(rows, flops_col, path) / (6.0 * params)
+        tokens = _column(rows, flops_col, path) / (TRAIN_FLOPS_PER_PARAM_TOKEN * params)
     else:
         tokens = _column(rows, tokens_col, path)
     label_col = PAPER_COLUMNS["name"] if PAPER_COLUMNS["name"] in header else None

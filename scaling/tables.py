@@ -16,6 +16,8 @@ import numpy as np
 from scaling.coefficients import NAMED_SETS, LawCoefficients
 from scaling.law import chinchilla_for_params, loss
 from scaling.optimal import (
+    PAPER_INPUT_TOKENS,
+    PAPER_OUTPUT_TOKENS,
     CostSettings,
     InferenceDemand,
     compute_optimal,
@@ -108,7 +110,7 @@ TABLE3 = [  # requests, loss, Chinchilla (params, tokens, cost $), optimal (para
 ]
 TABLE3_COLUMNS = ("loss", "chinchilla params", "chinchilla tokens", "chinchilla cost",
                   "optimal params", "optimal tokens", "optimal cost", "cost savings")
-PAPER_REQUEST_TOKENS = (70.0, 215.0)  # input, output tokens per request (LMSYS-Chat-1M means)
+PAPER_REQUEST_TOKENS = (PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS)  # input, output tokens per request
 
 
 def table3(

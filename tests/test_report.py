@@ -143,3 +143,35 @@ def test_demo_interrupted_and_continued(tmp_path):
     assert "optimizer:" in done.stdout and "## Optimizer answer" in (out / "report" / "report.md").read_text()
     fit = json.loads((out / "report" / "fit.json").read_text())
     assert fit["n_runs"] == 6 and fit["bootstrap_resamples"] == 50
+
+
+def test_report_reads_a_fit_file_instead_of_refitting(paper_runs_csv, tmp_path):
+    """`report --fit` reports the given coefficients (here the paper's own `sardana-all` set, which
+    no fit of the CSV reproduces to the digit) and their bootstrap sets, with no refit."""
+    given = {**NAMED_SETS["sardana-all"].as_dict(), "bootstrap": [
+        {**NAMED_SETS["sardana-all"].as_dict(), "E": NAMED_SETS["sardana-all"].E * f} for f in (0.98, 1.0, 1.02)]}
+    fit_file = tmp_path / "fit.json"
+    fit_file.write_text(json.dumps(given))
+    proc = run_cli("report", str(paper_runs_csv), "--fit", str(fit_file), "--out", str(tmp_path / "rep"), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "rep" / "fit.json").read_text()) == given
+    answer = json.loads((tmp_path / "rep" / "optimizer_answer.json").read_text())
+    lo, hi = answer["optimal_params_5_95"]
+    assert lo <= answer["optimal_params"] <= hi and lo < hi
+    bad = run_cli("report", str(paper_runs_csv), "--fit", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r2"))
+    assert bad.returncode == 2 and "cannot read fit file" in bad.stderr and not (tmp_path / "r2").exists()
+
+
+def test_compare_compute_is_the_comparison_every_command_reports():
+    from scaling.optimal import chinchilla_style, compare_compute, compute_optimal, total_flops
+
+    c = NAMED_SETS["chinchilla"]
+    cmp = compare_compute(c, 2.0, 2e12)
+    opt, ref = compute_optimal(c, 2.0, 2e12), chinchilla_style(c, 2.0)
+    assert float(cmp.optimal_flops) == float(total_flops(opt.params, opt.tokens, 2e12))
+    assert float(cmp.chinchilla_flops) == 6 * float(ref.params) * float(ref.tokens) + 2 * float(ref.params) * 2e12
+    assert float(cmp.flops_ratio) == float(cmp.optimal_flops) / float(cmp.chinchilla_flops) < 1
+    assert float(cmp.params_ratio) == float(opt.params) / float(ref.params) < 1
+    out = json.loads(run_cli("optimize", "compute", "--loss", "2.0", "--inference-tokens", "2e12", "--coefficients",
+                             "chinchilla", "--json", check=True).stdout)
+    assert out["flops_ratio"] == float(cmp.flops_ratio) and out["params_ratio"] == float(cmp.params_ratio)
