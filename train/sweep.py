@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from ioutil import write_atomic
 from scaling.errors import InputError
 from scaling.law import training_flops
-from scaling.optimal import PEAK_FLOPS, PRICE_PER_HOUR
+from scaling.optimal import PEAK_FLOPS, CostSettings
 from scaling.runs import GAUNTLET_AVERAGES, runs_table_header
 from train.config import RunPlan, build_run, load_yaml
 from train.folder import RunFolder
@@ -54,7 +54,8 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class Hardware:
-    """Throughput assumptions for the estimates: GPU type, GPUs per run, MFU, $/GPU-hour."""
+    """Throughput assumptions for the estimates: GPUs per run, and the training side of the cost
+    model (``scaling.optimal.CostSettings``: GPU type, dtype, MFU, $/GPU-hour), which validates them."""
 
     gpu: str = "a100-80"
     gpus: int = 8
@@ -63,14 +64,14 @@ class Hardware:
     dtype: str = "bf16"
 
     def __post_init__(self):
-        if self.gpu not in PEAK_FLOPS:
-            raise InputError(f"unknown GPU {self.gpu!r}; known: {', '.join(PEAK_FLOPS)}")
-        if not 0 < self.mfu <= 1:
-            raise InputError(f"MFU must be in (0, 1], got {self.mfu}")
         if self.gpus < 1:
             raise InputError(f"GPUs per run must be at least 1, got {self.gpus}")
-        if self.price is not None and not self.price > 0:
-            raise InputError(f"price must be positive, got {self.price}")
+        self.settings  # noqa: B018 - validates GPU, dtype, MFU and price once, here
+
+    @property
+    def settings(self) -> CostSettings:
+        return CostSettings(train_gpu=self.gpu, train_dtype=self.dtype, train_mfu=self.mfu,
+                            train_price_per_hour=self.price)
 
     @property
     def flops_per_gpu_hour(self) -> float:
@@ -78,7 +79,7 @@ class Hardware:
 
     @property
     def dollars_per_gpu_hour(self) -> float:
-        return self.price if self.price is not None else PRICE_PER_HOUR[self.gpu]
+        return self.settings.train_price
 
 
 def run_name(model: str, ratio: float) -> str:
