@@ -9,16 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.eq4 import (
-    DEFAULT_DELTA,
-    PARAM_NAMES,
-    centred_problem,
-    from_centred,
-    grid_optima,
-    law_values,
-    standard_grid,
-    to_centred,
-)
+from scaling import eq4
 from scaling.lbfgs import sharded_lbfgs
 
 BOOTSTRAP_STARTS = 16  # distinct optima of the full-data grid fit used as starts for every resample
@@ -33,7 +24,7 @@ def bootstrap_fits(
     n_resamples: int,
     *,
     seed: int = 0,
-    delta: float = DEFAULT_DELTA,
+    delta: float = eq4.DEFAULT_DELTA,
     starts: np.ndarray | None = None,
     progress=None,
     n_starts: int = BOOTSTRAP_STARTS,
@@ -47,9 +38,9 @@ def bootstrap_fits(
     optimum lies in one of those basins, and this is what makes 1,000 resamples take seconds.
     """
     params, tokens, losses = (np.asarray(v, dtype=np.float64) for v in (params, tokens, losses))
-    problem, shift = centred_problem(params, tokens, losses, delta)
-    grid = standard_grid() if starts is None else np.asarray(starts, dtype=np.float64)
-    full = grid_optima(problem, to_centred(grid, shift), shift)
+    problem, shift = eq4.centred_problem(params, tokens, losses, delta)
+    grid = eq4.standard_grid() if starts is None else np.asarray(starts, dtype=np.float64)
+    full = eq4.grid_optima(problem, eq4.to_centred(grid, shift), shift)
     basins = _distinct_best(full.theta, full.objective, n_starts)
     rng = np.random.default_rng(seed)
     n = len(params)
@@ -59,10 +50,10 @@ def bootstrap_fits(
                            row_data=np.repeat(counts.astype(np.float64), k, axis=0))
     objective = np.where(np.isfinite(result.objective), result.objective, np.inf).reshape(n_resamples, k)
     best = objective.argmin(axis=1)
-    theta = from_centred(result.theta.reshape(n_resamples, k, len(PARAM_NAMES))[np.arange(n_resamples), best], shift)
+    theta = eq4.from_centred(result.theta.reshape(n_resamples, k, len(eq4.PARAM_NAMES))[np.arange(n_resamples), best], shift)
     sets = []
     for i in range(n_resamples):
-        s = {**law_values(theta[i]), "objective": float(objective[i, best[i]])}
+        s = {**eq4.law_values(theta[i]), "objective": float(objective[i, best[i]])}
         # a resample whose best fit is not a valid law (an exponent <= 0, or A/B/E overflowing) has no
         # Chinchilla law to report: it is left out, and callers report how many were
         if all(np.isfinite(v) for v in s.values()) and min(s["alpha"], s["beta"], s["A"], s["B"]) > 0:
