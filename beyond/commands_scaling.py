@@ -121,8 +121,9 @@ def _cmd_optimize_compute(args) -> int:
 
     _add_uncertainty(args, result, answer, "flops", (opt.params, opt.tokens), (ref.params, ref.tokens))
     if args.sensitivity:
-        result["sensitivity"] = [{"inference_tokens": demand * m, "demand_multiplier": m,
-                                  **answer(coeffs, demand * m)} for m in DEMAND_MULTIPLIERS]
+        from scaling.uncertainty import demand_sensitivity
+
+        result["sensitivity"] = demand_sensitivity(lambda d: answer(coeffs, d), demand)
     _print_choice(args, result, "flops", "FLOPs")
     return 0
 
@@ -175,44 +176,23 @@ def _cmd_optimize_cost(args) -> int:
 
     _add_uncertainty(args, result, answer, "cost", (opt.params, opt.tokens), (ref.params, ref.tokens))
     if args.sensitivity:
-        import dataclasses
+        from scaling.uncertainty import cost_sensitivity
 
-        rows = [{"change": f"requests x{m:g}", **answer(coeffs, InferenceDemand(args.requests * m, args.input_tokens,
-                                                                                 args.output_tokens))}
-                for m in DEMAND_MULTIPLIERS]
-        for field, label in (("generation_mfu", "generation MFU"), ("train_mfu", "training MFU")):
-            for m in (0.5, 2.0):
-                value = getattr(settings, field) * m
-                if value <= 1:
-                    rows.append({"change": f"{label} x{m:g}",
-                                 **answer(coeffs, st=dataclasses.replace(settings, **{field: value}))})
-        price = settings.as_dict().get("inference_price_per_hour")
-        for m in (0.5, 2.0):
-            if price:
-                rows.append({"change": f"inference price x{m:g}",
-                             **answer(coeffs, st=dataclasses.replace(settings, inference_price_per_hour=price * m))})
-        result["sensitivity"] = rows
+        result["sensitivity"] = cost_sensitivity(lambda st, d: answer(coeffs, d, st), settings, demand)
     _print_choice(args, result, "cost", "$")
     return 0
 
 
-DEMAND_MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
 def _add_uncertainty(args, result: dict, answer, key: str, recommended, reference) -> None:
     """With a fit file holding bootstrap sets: the answer's interval over them."""
-    from scaling.uncertainty import bootstrap_sets, summarise
+    from scaling.uncertainty import answer_uncertainty, bootstrap_sets
 
     sets = bootstrap_sets(args.coefficients)
     if not sets:
         return
-    per_set = []
-    for c in sets:
-        try:
-            per_set.append(answer(c))
-        except InputError:  # the target is below that set's floor E
-            per_set.append(None)
-    result["uncertainty"] = summarise(result, per_set, key, recommended, reference, sets)
+    result["uncertainty"] = answer_uncertainty(answer, sets, result, key, recommended, reference)
     if "warning" in result["uncertainty"]:
         sys.stderr.write(f"beyond: warning: {result['uncertainty']['warning']}\n")
 

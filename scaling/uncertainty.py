@@ -14,6 +14,8 @@ from scaling.law import loss
 
 PERCENTILES = (5.0, 95.0)
 WILD_SPREAD = 100.0  # a params interval wider than this factor is flagged as uninformative
+DEMAND_MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)  # sensitivity: inference demand x these
+SETTING_MULTIPLIERS = (0.5, 2.0)  # sensitivity: MFUs and inference price x these
 
 
 def bootstrap_sets(spec: str | None) -> list[LawCoefficients]:
@@ -52,3 +54,47 @@ def summarise(point: dict, per_set: list[dict | None], key: str, recommended: tu
         out["warning"] = (f"bootstrap sets disagree wildly: optimal params span x{hi / lo:.0f} "
                           f"({lo:.3g} to {hi:.3g}); the fit is not informative at this target")
     return out
+
+
+def answer_uncertainty(answer, sets: list[LawCoefficients], point: dict, key: str,
+                       recommended: tuple[float, float], reference: tuple[float, float]) -> dict:
+    """An optimizer answer over bootstrap coefficient sets: ``answer(c)`` gives {params, tokens,
+    ratio} under set ``c`` (InputError when the target is below that set's floor E); returns
+    ``summarise``'s intervals."""
+    per_set = []
+    for c in sets:
+        try:
+            per_set.append(answer(c))
+        except InputError:  # the target is below that set's floor E
+            per_set.append(None)
+    return summarise(point, per_set, key, recommended, reference, sets)
+
+
+def demand_sensitivity(answer, demand: float) -> list[dict]:
+    """The compute-optimal answer at the inference demand (tokens) x DEMAND_MULTIPLIERS:
+    ``answer(d)`` gives {params, tokens, ratio} at demand ``d``."""
+    return [{"inference_tokens": demand * m, "demand_multiplier": m, **answer(demand * m)} for m in DEMAND_MULTIPLIERS]
+
+
+def cost_sensitivity(answer, settings, demand) -> list[dict]:
+    """The cost-optimal answer when requests, generation and training MFU, and the inference
+    price change: ``answer(settings, demand)`` gives {params, tokens, ratio}. Units: requests,
+    MFU fractions, dollars per GPU-hour."""
+    import dataclasses
+
+    from scaling.optimal import InferenceDemand
+
+    rows = [{"change": f"requests x{m:g}",
+             **answer(settings, InferenceDemand(demand.requests * m, demand.input_tokens, demand.output_tokens))}
+            for m in DEMAND_MULTIPLIERS]
+    for field, label in (("generation_mfu", "generation MFU"), ("train_mfu", "training MFU")):
+        for m in SETTING_MULTIPLIERS:
+            value = getattr(settings, field) * m
+            if value <= 1:
+                rows.append({"change": f"{label} x{m:g}", **answer(dataclasses.replace(settings, **{field: value}), demand)})
+    price = settings.as_dict().get("inference_price_per_hour")
+    for m in SETTING_MULTIPLIERS:
+        if price:
+            rows.append({"change": f"inference price x{m:g}",
+                         **answer(dataclasses.replace(settings, inference_price_per_hour=price * m), demand)})
+    return rows
