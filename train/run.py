@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ioutil import stdout_to_stderr, write_atomic
-from train.config import RunPlan
+from train.config import RunPlan, launched_world_size
 from train.folder import RunFolder
 
 
@@ -43,7 +43,7 @@ def run_training(plan: RunPlan) -> dict | None:
     from llmfoundry.command_utils import train
 
     write_config(plan)
-    if _world_size() > 1:
+    if launched_world_size() > 1:
         per_node_signal_files()
     with stdout_to_stderr():  # llm-foundry's console logging must not mix with our --json output
         train(OmegaConf.create(OmegaConf.to_container(plan.config)))
@@ -72,13 +72,6 @@ def run_launcher(plan: RunPlan, nproc: int) -> dict:
         raise RuntimeError(f"Composer's launcher exited with code {proc.returncode} "
                            f"(rank logs in {plan.run_dir / 'logs'})")
     return record
-
-
-def _world_size() -> int:
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 1
 
 
 def per_node_signal_files() -> None:
