@@ -141,7 +141,8 @@ def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
     run_dir = workdir / "killed-rank"
     cmd = [sys.executable, "-m", "beyond", "train", *SHORT, "--run-dir", str(run_dir), "--cache-dir",
            str(workdir / "cache"), "--nproc", "2"]
-    proc = start_until(cmd, run_dir / "checkpoints" / "ep0-ba10-rank0.pt", timeout=300)
+    # latest-rank0.pt appears once the first checkpoint is complete (linked after the write)
+    proc = start_until(cmd, run_dir / "checkpoints" / "latest-rank0.pt", timeout=300)
     try:
         ranks = _rank_processes(proc.pid)
         assert set(ranks) == {0, 1}, ranks

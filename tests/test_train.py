@@ -113,12 +113,19 @@ def test_rerun_is_a_noop(workdir, tiny_record):
 def test_killed_run_resumes_from_last_checkpoint(workdir, tiny_record):
     run_dir = workdir / "killed"
     cmd = [sys.executable, "-m", "beyond", *_train_args(workdir, "killed")]
-    proc = start_until(cmd, run_dir / "checkpoints" / "ep0-ba80-rank0.pt", timeout=240)
+    # latest-rank0.pt appears once a checkpoint is complete (Composer links it after the write)
+    proc = start_until(cmd, run_dir / "checkpoints" / "latest-rank0.pt", timeout=240)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "record.json").exists()
+    # a kill during the next save leaves a half-written checkpoint that no link points at; Composer
+    # would refuse to start next to it (FileExistsError), so train sets it aside and resumes
+    half = run_dir / "checkpoints" / "ep0-ba9000-rank0.pt"
+    half.write_bytes(b"\x80\x02 half a pickle")
     done = run_cli(*_train_args(workdir, "killed", "--json"))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not half.exists() and (run_dir / "checkpoints" / "unfinished" / half.name).is_file()
+    assert "set aside ep0-ba9000-rank0.pt" in done.stderr
     record = json.loads(done.stdout)
     assert record["resumes"] == 1
     assert record["batches"] == tiny_record["batches"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ioutil import stdout_to_stderr, write_atomic
+from train.checkpoints import set_aside_unfinished
 from train.config import RunPlan, launched_world_size
 from train.folder import RunFolder
 
@@ -43,6 +44,8 @@ def run_training(plan: RunPlan) -> dict | None:
     from llmfoundry.command_utils import train
 
     write_config(plan)
+    if global_rank() == 0:
+        report_set_aside(plan.run_dir)
     if launched_world_size() > 1:
         per_node_signal_files()
     with stdout_to_stderr():  # llm-foundry's console logging must not mix with our --json output
@@ -64,6 +67,7 @@ def run_launcher(plan: RunPlan, nproc: int) -> dict:
     from train.launch import train_command
 
     write_config(plan)
+    report_set_aside(plan.run_dir)
     folder = RunFolder(plan.run_dir)
     folder.logs.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(train_command(folder.config, plan.run_dir, nproc), stdout=sys.stderr)
@@ -72,6 +76,13 @@ def run_launcher(plan: RunPlan, nproc: int) -> dict:
         raise RuntimeError(f"Composer's launcher exited with code {proc.returncode} "
                            f"(rank logs in {plan.run_dir / 'logs'})")
     return record
+
+
+def report_set_aside(run_dir: Path) -> None:
+    """Set aside checkpoints an interrupted save left unfinished, and say so on stderr."""
+    for path in set_aside_unfinished(RunFolder(run_dir)):
+        print(f"beyond: set aside {path.name}, a checkpoint no latest-rank0.pt points at (an interrupted "
+              f"save); the run resumes from its last complete checkpoint. It is now {path}", file=sys.stderr)
 
 
 def per_node_signal_files() -> None:
