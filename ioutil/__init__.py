@@ -32,12 +32,22 @@ def dumps(value) -> str:
     return json.dumps(plain(value), indent=2, allow_nan=False)
 
 
+def _new_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file (0o666 less the umask). mkstemp makes
+    its files 0o600, which would leave results unreadable to the rest of a team."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write text to path via a temporary file in the same folder and a rename."""
+    """Write text to path via a temporary file in the same folder and a rename (the file gets
+    the usual mode for a new file, not mkstemp's 0o600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode())
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -53,6 +63,7 @@ def save_figure_atomic(fig, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, _new_file_mode())
     os.close(fd)
     try:
         fig.savefig(tmp)
