@@ -88,10 +88,17 @@ def _demo(args) -> int:
         lines.append("     95% intervals: " + ", ".join(f"{k} {iv[k][0]:.3g}-{iv[k][1]:.3g}" for k in ("E", "alpha", "beta")))
     if "unavailable" in a:
         lines.append(f"optimizer: {a['unavailable']}")
+    elif a.get("determined") is False:
+        lines.append(f"optimizer: UNDETERMINED, no recommendation: {a['determined_reason']}")
+        if "optimal_params_5_95" in a:
+            (p_lo, p_hi), (t_lo, t_hi) = a["optimal_params_5_95"], a["optimal_tokens_5_95"]
+            lines.append(f"           the answer spans {human(p_lo)}-{human(p_hi)} params on {human(t_lo)}-{human(t_hi)} "
+                         "tokens (5th-95th percentile over the bootstrap sets)")
     else:
         lines.append(f"optimizer: for the quality of a Chinchilla-style {human(a['chinchilla_params'])}-param model and "
                      f"{human(a['inference_tokens'])} inference tokens, train {human(a['optimal_params'])} params on "
                      f"{human(a['optimal_tokens'])} tokens (FLOPs x{a['flops_ratio']:.3f})")
+        lines.append(f"           determined: {a.get('determined_reason', 'not assessed')}")
     lines.append(f"report: {report_dir / 'report.md'}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

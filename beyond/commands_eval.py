@@ -109,6 +109,8 @@ def register_report(sub) -> None:
                    "give the intervals; --bootstrap is then not used)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="Scaling report")
+    p.add_argument("--all-ratios", action="store_true",
+                   help="Fig. 4: show every tokens/param ratio (default: up to 500, the paper's range)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_report)
 
@@ -128,7 +130,8 @@ def _report(args) -> int:
             raise InputError(f"cannot read fit file {args.fit}: {exc}") from None
         if not isinstance(fit, dict):
             raise InputError(f"fit file {args.fit}: expected a JSON object (a `beyond fit -o` result)")
-    summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title, fit=fit)
+    summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title, fit=fit,
+                           all_ratios=args.all_ratios)
     if args.json:
         sys.stdout.write(dumps(summary) + "\n")
     else:

@@ -46,11 +46,14 @@ def register(sub) -> None:
         backend.add_arguments(p, launching=False)
     p.add_argument("--allow-repeat", action="store_true",
                    help="plan a run that needs more tokens than the data holds (the paper never repeats data)")
+    p.add_argument("--force", action="store_true",
+                   help="write the plan even when the fit's bootstrap leaves the answer undetermined")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_plan)
 
 
 def _plan(args) -> int:
+    from beyond.commands_scaling import add_uncertainty
     from scaling.coefficients import load_coefficients
     from scaling.law import chinchilla_for_params, loss
     from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, compute_optimal, cost_optimal
@@ -62,21 +65,42 @@ def _plan(args) -> int:
     coeffs = load_coefficients(args.coefficients)
     if args.like_tokens is not None and args.like_params is None:
         raise InputError("--like-tokens needs --like-params")
-    if args.loss is not None:
-        target = args.loss
-    else:
-        d = args.like_tokens if args.like_tokens is not None else chinchilla_for_params(coeffs, args.like_params)
-        target = float(loss(coeffs, args.like_params, d))
+
+    def target_for(c) -> float:
+        if args.loss is not None:
+            return args.loss
+        d = args.like_tokens if args.like_tokens is not None else chinchilla_for_params(c, args.like_params)
+        return float(loss(c, args.like_params, d))
+
+    target = target_for(coeffs)
     if args.inference_tokens is not None:
         if args.inference_tokens < 0:
             raise InputError("--inference-tokens must be >= 0")
-        opt = compute_optimal(coeffs, target, args.inference_tokens)
+
+        def optimum(c, t):
+            return compute_optimal(c, t, args.inference_tokens)
+
         objective = {"objective": "compute", "inference_tokens": args.inference_tokens}
     else:
         settings = CostSettings(train_gpu=args.gpu, train_mfu=args.mfu, train_price_per_hour=args.price)
-        opt = cost_optimal(coeffs, target, settings, InferenceDemand(args.requests, args.input_tokens, args.output_tokens))
+        demand = InferenceDemand(args.requests, args.input_tokens, args.output_tokens)
+
+        def optimum(c, t):
+            return cost_optimal(c, t, settings, demand)
+
         objective = {"objective": "cost", "requests": args.requests}
-    ref = chinchilla_style(coeffs, target)
+    opt, ref = optimum(coeffs, target), chinchilla_style(coeffs, target)
+
+    def answer(c) -> dict:
+        t = target_for(c)
+        o = optimum(c, t)
+        return {"params": float(o.params), "tokens": float(o.tokens), "ratio": float(o.params / chinchilla_style(c, t).params)}
+
+    verdict: dict = {}
+    add_uncertainty(args, verdict, answer, "params", (opt.params, opt.tokens), (ref.params, ref.tokens))
+    if verdict["determined"] is False and not args.force:
+        raise InputError(f"the answer is undetermined, so no plan was written: {verdict['determined_reason']}. "
+                         "Add runs near the answer, or pass --force to plan the point estimate anyway")
     planned = plan_model(coeffs, target, float(opt.params), args.out, args.data, args.name)
     spec = load_spec(planned.sweep_yaml)
     hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
@@ -92,6 +116,8 @@ def _plan(args) -> int:
         "planned": {**planned.shape.as_dict(), "tokens": row["tokens"], "tokens_per_param": row["tokens"] / row["params"],
                     "flops": row["flops"], "gpu_hours": row["gpu_hours"], "wall_hours": row["wall_hours"],
                     "dollars": row["dollars"], "params_vs_recommended": row["params"] / float(opt.params) - 1},
+        "determined": verdict["determined"], "determined_reason": verdict["determined_reason"],
+        **({"uncertainty": verdict["uncertainty"]} if "uncertainty" in verdict else {}),
         "model_yaml": str(planned.model_yaml), "sweep_yaml": str(planned.sweep_yaml),
         "run_config": str(RunFolder(Path(row["run_dir"])).config), "launch_files": files, "total": totals(rows),
     }
@@ -99,8 +125,12 @@ def _plan(args) -> int:
         sys.stdout.write(dumps(result) + "\n")
         return 0
     s = planned.shape
+    if verdict["determined"] is False:
+        from beyond.commands_scaling import undetermined_banner
+
+        sys.stdout.write(undetermined_banner(verdict) + "\n(--force: the plan below is for the point estimate)\n")
     sys.stdout.write(
-        f"target loss {target:.5g}: recommended {human(float(opt.params))} params x {human(float(opt.tokens))} tokens "
+        f"target loss {target:.5g}: {'point estimate' if verdict['determined'] is False else 'recommended'} {human(float(opt.params))} params x {human(float(opt.tokens))} tokens "
         f"(Chinchilla-style {human(float(ref.params))} x {human(float(ref.tokens))})\n"
         f"planned shape: d_model {s.d_model}, {s.n_heads} heads ({s.kv_n_heads} KV), {s.n_layers} layers = "
         f"{s.params:,} params ({result['planned']['params_vs_recommended'] * 100:+.2f}% vs recommended), "

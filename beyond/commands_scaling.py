@@ -119,7 +119,7 @@ def _cmd_optimize_compute(args) -> int:
         got = compare_compute(c, t, d)
         return {"params": float(got.optimal.params), "tokens": float(got.optimal.tokens), "ratio": float(got.flops_ratio)}
 
-    _add_uncertainty(args, result, answer, "flops", (opt.params, opt.tokens), (ref.params, ref.tokens))
+    add_uncertainty(args, result, answer, "flops", (opt.params, opt.tokens), (ref.params, ref.tokens))
     if args.sensitivity:
         from scaling.uncertainty import demand_sensitivity
 
@@ -174,7 +174,7 @@ def _cmd_optimize_cost(args) -> int:
         return {"params": float(o.params), "tokens": float(o.tokens),
                 "ratio": float(total_cost(st, d, o.params, o.tokens) / total_cost(st, d, r.params, r.tokens))}
 
-    _add_uncertainty(args, result, answer, "cost", (opt.params, opt.tokens), (ref.params, ref.tokens))
+    add_uncertainty(args, result, answer, "cost", (opt.params, opt.tokens), (ref.params, ref.tokens))
     if args.sensitivity:
         from scaling.uncertainty import cost_sensitivity
 
@@ -185,16 +185,32 @@ def _cmd_optimize_cost(args) -> int:
 
 
 
-def _add_uncertainty(args, result: dict, answer, key: str, recommended, reference) -> None:
-    """With a fit file holding bootstrap sets: the answer's interval over them."""
-    from scaling.uncertainty import answer_uncertainty, bootstrap_sets
+def undetermined_banner(result: dict) -> str:
+    """The lines an undetermined answer leads with: the verdict, its reason, and the intervals in
+    place of a single recommendation."""
+    u = result["uncertainty"]
+    (p_lo, p_hi), (t_lo, t_hi) = u["optimal_params"], u["optimal_tokens"]
+    return (f"UNDETERMINED: the fit does not pin this answer down, so there is no single recommendation.\n"
+            f"  why: {result['determined_reason']}\n"
+            f"  the answer lies between {human(p_lo)} and {human(p_hi)} params on {human(t_lo)} to {human(t_hi)} "
+            f"tokens ({u['percentiles'][0]:g}th-{u['percentiles'][1]:g}th percentile of {u['n_sets']} bootstrap sets);"
+            f" run more sizes and ratios near it before training")
+
+
+def add_uncertainty(args, result: dict, answer, key: str, recommended, reference) -> None:
+    """With a fit file holding bootstrap sets: the answer's interval over them; always
+    ``determined`` (true, false, or null when there are no sets) and ``determined_reason``."""
+    from scaling.uncertainty import answer_uncertainty, bootstrap_sets, not_assessed
 
     sets = bootstrap_sets(args.coefficients)
     if not sets:
-        return
-    result["uncertainty"] = answer_uncertainty(answer, sets, result, key, recommended, reference)
-    if "warning" in result["uncertainty"]:
-        sys.stderr.write(f"beyond: warning: {result['uncertainty']['warning']}\n")
+        verdict = not_assessed()
+    else:
+        result["uncertainty"] = answer_uncertainty(answer, sets, result, key, recommended, reference)
+        verdict = {k: result["uncertainty"][k] for k in ("determined", "reason")}
+        if "warning" in result["uncertainty"]:
+            sys.stderr.write(f"beyond: warning: {result['uncertainty']['warning']}\n")
+    result["determined"], result["determined_reason"] = verdict["determined"], verdict["reason"]
 
 
 def _print_choice(args, result: dict, key: str, unit: str) -> None:
@@ -204,9 +220,13 @@ def _print_choice(args, result: dict, key: str, unit: str) -> None:
     o, c = result["optimal"], result["chinchilla"]
     ratio = result[f"{key}_ratio"]
     print(f"target loss {result['loss']:.6g} ({result['coefficients']['name']} coefficients)")
-    print(f"{'':24}{'params':>10}{'tokens':>10}{'tok/param':>11}{'total ' + key:>16}")
-    for label, m in (("inference-aware optimal", o), ("Chinchilla-style", c)):
-        print(f"{label:24}{human(m['params']):>10}{human(m['tokens']):>10}{m['tokens_per_param']:>11.1f}"
+    undetermined = result.get("determined") is False
+    if undetermined:
+        print(undetermined_banner(result))
+    print(f"{'':28}{'params':>10}{'tokens':>10}{'tok/param':>11}{'total ' + key:>16}")
+    best = "point estimate (not pinned)" if undetermined else "inference-aware optimal"
+    for label, m in ((best, o), ("Chinchilla-style", c)):
+        print(f"{label:28}{human(m['params']):>10}{human(m['tokens']):>10}{m['tokens_per_param']:>11.1f}"
               f"{human(m[key], unit):>16}")
     print(f"optimal / Chinchilla-style: {key} x{ratio:.4f} ({(1 - ratio) * 100:.1f}% saved), "
           f"params x{result['params_ratio']:.3f}, tokens x{result['tokens_ratio']:.3f}")
@@ -219,6 +239,8 @@ def _print_choice(args, result: dict, key: str, unit: str) -> None:
               f"the recommended model is at least as good as the Chinchilla-style one under "
               f"{u['p_recommended_at_least_as_good'] * 100:.0f}% of them"
               + (f"; target unreachable under {u['n_unreachable']}" if u["n_unreachable"] else ""))
+    if result.get("determined") is None and "determined_reason" in result:
+        print(f"determined: {result['determined_reason']}")
     if result.get("sensitivity"):
         print("sensitivity:")
         for row in result["sensitivity"]:
@@ -241,6 +263,9 @@ def _register_fit(sub) -> None:
     p.add_argument("--loss-col", default="Smoothed Loss", help="column of final (smoothed) loss")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs")
     p.add_argument("--max-tokens-per-param", type=float, metavar="R", help="keep runs with D/N <= R")
+    p.add_argument("--holdout", type=_holdout_rule, metavar="EXPR",
+                   help="hold out the runs matching EXPR (params>1.5B, params<=400M, tokens_per_param>100; "
+                   "suffixes K M B T), fit on the rest, and report how well the fit predicts them")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="also refit on N resamples of the runs (with replacement) for intervals")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -263,13 +288,23 @@ def _cmd_fit(args) -> int:
     table = table.drop_highest_loss(args.drop_highest_loss).filter_tokens_per_param(args.max_tokens_per_param)
     table.require()
     name = os.path.splitext(os.path.basename(args.runs.rstrip("/")))[0] or "fit"
-    fit = fit_law(table.params, table.tokens, table.loss, delta=args.delta, name=f"fit:{name}")
+    held = None
+    if args.holdout is not None:
+        from scaling.holdout import split_check
+
+        held_out = args.holdout.mask(table)
+        held = split_check(table, held_out, args.holdout.text, delta=args.delta, name=f"fit:{name}")
+        table, fit = table.select(~held_out), held.fit
+    else:
+        fit = fit_law(table.params, table.tokens, table.loss, delta=args.delta, name=f"fit:{name}")
     if args.bootstrap:
         fit.bootstrap = _run_bootstrap(table, args)
         fit.bootstrap_resamples = args.bootstrap
     result = fit.as_dict()
     result.update(name=fit.coefficients.name, source=str(args.runs),
                   max_tokens_per_param=args.max_tokens_per_param, drop_highest_loss=args.drop_highest_loss)
+    if held is not None:
+        result["holdout"] = held.as_dict()
     if args.output:
         write_atomic(args.output, dumps(result) + "\n")
     if args.json:
@@ -286,9 +321,37 @@ def _cmd_fit(args) -> int:
         if result.get("bootstrap_dropped"):
             print(f"  {result['bootstrap_dropped']} of {args.bootstrap} resamples gave no valid law "
                   "(an exponent <= 0 or an overflowing coefficient) and are left out")
+        if held is not None:
+            _print_holdout(result["holdout"])
         if args.output:
             print(f"wrote {args.output}")
     return 0
+
+
+HOLDOUT_ROWS = 20  # held-out runs listed in the human output
+
+
+def _holdout_rule(text: str):
+    """argparse type for --holdout: the parsed rule, or a one-line usage error."""
+    from scaling.holdout import parse_holdout
+
+    try:
+        return parse_holdout(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _print_holdout(h: dict) -> None:
+    """The held-out check as a few lines and a table (errors in percent of the actual loss)."""
+    print(f"held out {h['n_runs']} run{'' if h['n_runs'] == 1 else 's'} ({h['expr']}), fitted on {h['n_fit']}: bias {h['bias'] * 100:+.2f}%, "
+          f"mean |error| {h['mean_abs_rel_error'] * 100:.2f}%, max |error| {h['max_abs_rel_error'] * 100:.2f}%; "
+          f"predicted below actual for {h['n_predicted_below_actual']} of {h['n_runs']}")
+    print(f"  {'params':>8}{'tokens':>9}{'tok/param':>11}{'loss':>9}{'predicted':>11}{'error':>9}")
+    for r in h["runs"][:HOLDOUT_ROWS]:
+        print(f"  {human(r['params']):>8}{human(r['tokens']):>9}{r['tokens_per_param']:>11.1f}{r['loss']:>9.4f}"
+              f"{r['predicted']:>11.4f}{r['rel_error'] * 100:>+8.2f}%")
+    if len(h["runs"]) > HOLDOUT_ROWS:
+        print(f"  ... {len(h['runs']) - HOLDOUT_ROWS} more (--json lists them all)")
 
 
 def _run_bootstrap(table, args):

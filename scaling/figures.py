@@ -3,9 +3,14 @@ numbers behind each (rows for a CSV). Each function returns a ``Panel``.
 
 Fig. 2: inference-aware vs Chinchilla-style ratios over (quality, inference demand).
 Fig. 3a: loss vs tokens per parameter, one series per model size.
-Fig. 4: loss vs training FLOPs grouped by tokens/param ratio, with a fitted log-log slope each.
+Fig. 4: loss vs training FLOPs grouped by tokens/param ratio, with a fitted log-log slope each
+(by default up to 500 tokens/param, the paper's range).
 Fig. 5: Eq. 4 fits on growing tokens/param subsets (Table 1), their curves over the data.
 Fig. 6: cost-optimal tokens per parameter vs lifetime requests for several quality targets.
+Extrapolation: held-out runs' predicted vs actual loss (``scaling.holdout``).
+
+Figures with many series give each its own colour (a colormap sampled per series) and marker
+(``series_styles``); log axes are labelled with plain numbers (``plain_log_ticks``), not mathtext.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ from scaling.coefficients import LawCoefficients
 from scaling.law import TRAIN_FLOPS_PER_PARAM_TOKEN
 from scaling.runs import RunTable
 
+PAPER_FIG4_MAX_RATIO = 500.0  # tokens/param: the paper's Fig. 4 groups ratios up to this
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", "*", ">", "h", "p")
+SERIES_CMAP = "viridis"
+SERIES_CMAP_RANGE = (0.0, 0.9)  # leave out viridis' pale yellow end, hard to see on white
+
 
 @dataclass
 class Panel:
@@ -26,6 +36,46 @@ class Panel:
     figure: object  # matplotlib Figure
     rows: list[dict]
     extra: dict[str, list[dict]] = field(default_factory=dict)  # more CSVs (e.g. slopes, fits)
+    note: str = ""  # one line for the report under the figure (e.g. what it leaves out)
+
+
+def series_styles(n: int, cmap: str = SERIES_CMAP) -> list[dict]:
+    """``n`` distinct plot styles: ``color`` sampled evenly from ``cmap`` (in series order, so
+    an ordered quantity reads as a gradient) and ``marker`` from a cycle of 12."""
+    import matplotlib
+
+    colors = matplotlib.colormaps[cmap](np.linspace(*SERIES_CMAP_RANGE, n) if n > 1 else [0.0])
+    return [{"color": tuple(float(c) for c in colors[i]), "marker": MARKERS[i % len(MARKERS)]} for i in range(n)]
+
+
+def plain_number(x: float) -> str:
+    """A tick label without mathtext: 3.6, 10, 2500, 10000; 1e20, 2.5e-05 outside 1e-3..1e6."""
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e6:
+        return f"{x:.6g}"
+    mantissa, exponent = f"{x:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _plain_log_formatter(**kw):
+    """matplotlib's LogFormatter (which decides which ticks get a label: decades, and minor ticks
+    when the axis spans about a decade or less) with plain-number labels."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def __call__(self, x, pos=None):
+            return plain_number(x) if super().__call__(x, pos) else ""
+
+    return PlainLogFormatter(**kw)
+
+
+def plain_log_ticks(ax) -> None:
+    """Plain numbers (no "10^0" mathtext) on the major and minor ticks of each log axis of ``ax``."""
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale == "log":
+            axis.set_major_formatter(_plain_log_formatter())
+            axis.set_minor_formatter(_plain_log_formatter(labelOnlyBase=False))
 
 
 def _plt():
@@ -47,32 +97,38 @@ def fig3a_loss_vs_ratio(runs: RunTable) -> Panel:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
     rows = []
-    for n in np.unique(runs.params):
+    sizes = np.unique(runs.params)
+    for n, style in zip(sizes, series_styles(len(sizes))):
         pick = np.flatnonzero(runs.params == n)
         order = pick[np.argsort(runs.tokens_per_param[pick])]
-        ax.plot(runs.tokens_per_param[order], runs.loss[order], "o-", ms=4, label=_size_label(n))
+        ax.plot(runs.tokens_per_param[order], runs.loss[order], "-", ms=4, label=_size_label(n), **style)
         rows += [{"params": float(n), "tokens_per_param": float(runs.tokens_per_param[i]), "loss": float(runs.loss[i])}
                  for i in order]
     ax.set_xscale("log")
     ax.set_xlabel("tokens per parameter")
     ax.set_ylabel("final training loss")
     ax.set_title("Fig. 3a: loss vs tokens per parameter")
+    plain_log_ticks(ax)
     ax.legend(title="params", fontsize=7)
     fig.tight_layout()
     return Panel("fig3a_loss_vs_tokens_per_param", "Loss vs tokens per parameter, by model size", fig, rows)
 
 
-def fig4_loss_vs_flops(runs: RunTable) -> Panel:
+def fig4_loss_vs_flops(runs: RunTable, max_ratio: float | None = None) -> Panel:
+    """Loss vs training FLOPs (6ND), one series per tokens/param ratio up to ``max_ratio``
+    (None: every ratio; the report passes the paper's 500), with each series' log-log slope."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
     flops = TRAIN_FLOPS_PER_PARAM_TOKEN * runs.params * runs.tokens
     # runs planned at one ratio differ in the 3rd digit after rounding to whole batches: group at 2
-    ratios = _nominal_ratio(runs.tokens_per_param)
+    ratios = ratio_groups(runs)
+    shown = np.ones(ratios.size, dtype=bool) if max_ratio is None else ratios <= max_ratio * (1 + 1e-9)
+    groups = np.unique(ratios[shown])
     rows, slopes = [], []
-    for r in np.unique(ratios):
+    for r, style in zip(groups, series_styles(len(groups))):
         pick = np.flatnonzero(ratios == r)
         order = pick[np.argsort(flops[pick])]
-        line = ax.plot(flops[order], runs.loss[order], "o", ms=4, label=f"{r:g}")[0]
+        line = ax.plot(flops[order], runs.loss[order], ls="none", ms=4, label=f"{r:g}", **style)[0]
         rows += [{"tokens_per_param": float(r), "flops": float(flops[i]), "loss": float(runs.loss[i])} for i in order]
         if len(order) >= 2 and np.ptp(np.log(flops[order])) > 0:
             slope, intercept = np.polyfit(np.log10(flops[order]), np.log10(runs.loss[order]), 1)
@@ -84,16 +140,31 @@ def fig4_loss_vs_flops(runs: RunTable) -> Panel:
     ax.set_yscale("log")
     ax.set_xlabel("training FLOPs (6ND)")
     ax.set_ylabel("final training loss")
-    ax.set_title("Fig. 4: loss vs FLOPs by tokens/param")
+    ax.set_title("Fig. 4: loss vs FLOPs by tokens/param" + ("" if max_ratio is None else f" (<= {max_ratio:g})"))
+    plain_log_ticks(ax)
     ax.legend(title="tokens/param", fontsize=6, ncol=2)
     fig.tight_layout()
     return Panel("fig4_loss_vs_flops", "Loss vs training FLOPs, grouped by tokens per parameter, with log-log slopes",
-                 fig, rows, {"fig4_slopes": slopes})
+                 fig, rows, {"fig4_slopes": slopes}, note=_left_out_note(ratios, shown, max_ratio))
 
 
-def _nominal_ratio(ratios: np.ndarray) -> np.ndarray:
-    """Tokens/param rounded to 2 significant digits (10, 15, 75, 250, 10000; 4.006 -> 4)."""
-    return np.array([float(f"{r:.2g}") for r in ratios])
+def _left_out_note(ratios: np.ndarray, shown: np.ndarray, max_ratio: float | None) -> str:
+    """Which tokens/param ratios (and how many runs) a figure leaves out, or ''."""
+    if shown.all():
+        return ""
+    left = ", ".join(f"{r:g}" for r in np.unique(ratios[~shown]))
+    n = int((~shown).sum())
+    return (f"Shows tokens/param ratios up to {max_ratio:g} (the paper's Fig. 4 range); left out: {left} "
+            f"tokens/param ({n} run{'s' if n != 1 else ''}). `beyond report --all-ratios` shows every ratio.")
+
+
+def ratio_groups(runs: RunTable) -> np.ndarray:
+    """Each run's tokens/param for grouping: its nominal (planned) ratio where known, else D/N
+    rounded to 2 significant digits (10, 15, 75, 250, 10000; 4.006 -> 4)."""
+    rounded = np.array([float(f"{r:.2g}") for r in runs.tokens_per_param])
+    if runs.nominal is None:
+        return rounded
+    return np.where(np.isfinite(runs.nominal), runs.nominal, rounded)
 
 
 def growing_subset_fits(runs: RunTable, cutoffs: list[float | None] | None = None) -> list[dict]:
@@ -102,7 +173,7 @@ def growing_subset_fits(runs: RunTable, cutoffs: list[float | None] | None = Non
     from scaling.fit import fit_law
 
     if cutoffs is None:
-        distinct = np.unique(_nominal_ratio(runs.tokens_per_param))
+        distinct = np.unique(ratio_groups(runs))
         cutoffs = [100.0, 250.0, 500.0, None] if distinct.max() > 500 else [float(c) for c in distinct[2:-1]] + [None]
     out = []
     for cut in cutoffs:
@@ -126,17 +197,18 @@ def fig5_growing_fits(runs: RunTable, fits: list[dict]) -> Panel:
     ax.scatter(runs.tokens_per_param, runs.loss, s=12, color="k", zorder=3, label="runs")
     grid = np.geomspace(runs.tokens_per_param.min() / 2, runs.tokens_per_param.max() * 2, 60)
     rows = []
-    for fit in fits:
+    for fit, style in zip(fits, series_styles(len(fits), "plasma")):
         c = LawCoefficients(A=fit["A"], B=fit["B"], E=fit["E"], alpha=fit["alpha"], beta=fit["beta"], name=fit["subset"])
         for j, n in enumerate(sizes):
             pred = loss(c, n, n * grid)
-            ax.plot(grid, pred, "-", lw=1, color=f"C{fits.index(fit)}", label=fit["subset"] if j == 0 else None)
+            ax.plot(grid, pred, "-", lw=1, ms=3, markevery=12, label=fit["subset"] if j == 0 else None, **style)
             rows += [{"subset": fit["subset"], "params": float(n), "tokens_per_param": float(g), "predicted_loss": float(p)}
                      for g, p in zip(grid, pred)]
     ax.set_xscale("log")
     ax.set_xlabel("tokens per parameter")
     ax.set_ylabel("loss")
     ax.set_title("Fig. 5: Eq. 4 fits on growing subsets")
+    plain_log_ticks(ax)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return Panel("fig5_growing_subset_fits", "Eq. 4 fits on runs up to each tokens/param cutoff (Table 1)",
@@ -166,7 +238,8 @@ def fig2_ratios(coeffs: LawCoefficients, params_range: tuple[float, float], dema
         ax.set_xlabel("quality: Chinchilla-style model size (params)")
         ax.set_ylabel("lifetime inference tokens")
         ax.set_title(name.replace("_", " ") + " (optimal / Chinchilla)")
-        fig.colorbar(mesh, ax=ax)
+        plain_log_ticks(ax)
+        plain_log_ticks(fig.colorbar(mesh, ax=ax).ax)
     fig.suptitle(f"Fig. 2: inference-aware vs Chinchilla-style ({coeffs.name} coefficients)")
     fig.tight_layout()
     rows = [{"chinchilla_params": float(n_chin[j]), "loss": float(L[i, j]), "inference_tokens": float(T[i, j]),
@@ -192,15 +265,15 @@ def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requ
     requests = np.geomspace(*requests_range, points)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     rows = []
-    for n in params_targets:
+    for n, style in zip(params_targets, series_styles(len(params_targets))):
         target = float(loss(coeffs, n, chinchilla_for_params(coeffs, n)))
         demand = InferenceDemand(requests, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS)
         opt = cost_optimal(coeffs, target, settings, demand)
         ref = chinchilla_style(coeffs, target)
         ratio = total_cost(settings, demand, opt.params, opt.tokens) / total_cost(settings, demand, ref.params, ref.tokens)
         tpp = opt.tokens / opt.params
-        ax1.plot(requests, tpp, label=f"{_size_label(n)}-Chinchilla quality")
-        ax2.plot(requests, ratio, label=f"{_size_label(n)}")
+        ax1.plot(requests, tpp, ms=4, markevery=8, label=f"{_size_label(n)}-Chinchilla quality", **style)
+        ax2.plot(requests, ratio, ms=4, markevery=8, label=f"{_size_label(n)}", **style)
         rows += [{"chinchilla_params": float(n), "loss": target, "requests": float(r), "params": float(p),
                   "tokens": float(t), "tokens_per_param": float(q), "cost_ratio": float(c)}
                  for r, p, t, q, c in zip(requests, np.broadcast_to(opt.params, requests.shape),
@@ -209,9 +282,40 @@ def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requ
         ax.set_xscale("log")
         ax.set_xlabel(f"lifetime requests ({PAPER_INPUT_TOKENS:g} in + {PAPER_OUTPUT_TOKENS:g} out tokens)")
     ax1.set_yscale("log")
+    for ax in (ax1, ax2):
+        plain_log_ticks(ax)
     ax1.set_ylabel("cost-optimal tokens per parameter")
     ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")
     ax1.legend(fontsize=7)
     fig.suptitle("Fig. 6: cost-optimal training (A100 settings of the paper's Table 3)")
     fig.tight_layout()
     return Panel("fig6_cost_optimal", "Cost-optimal tokens per parameter and cost ratio vs requests", fig, rows)
+
+
+def fig_extrapolation(checks: list[dict]) -> Panel:
+    """Predicted vs actual final loss of held-out runs, one series per split
+    (``scaling.holdout.extrapolation_checks``: dicts with ``split`` and a ``result``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    done = [c for c in checks if "result" in c]
+    rows = []
+    for check, style in zip(done, series_styles(len(done), "plasma")):
+        h = check["result"]
+        s = h.summary()
+        ax.plot(h.loss, h.predicted, ls="none", ms=5, label=f"{check['split']}: {h.loss.size} held out, "
+                f"fit on {s['n_fit']}; bias {s['bias'] * 100:+.1f}%", **style)
+        rows += [{"split": check["split"], "params": float(n), "tokens": float(d), "tokens_per_param": float(d / n),
+                  "loss": float(y), "predicted": float(p), "rel_error": float(e)}
+                 for n, d, y, p, e in zip(h.params, h.tokens, h.loss, h.predicted, h.rel_error)]
+    if rows:
+        values = [r[k] for r in rows for k in ("loss", "predicted")]
+        lo, hi = min(values), max(values)
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="predicted = actual")
+    ax.set_xlabel("actual final loss (held out)")
+    ax.set_ylabel("predicted loss (fit without them)")
+    ax.set_title("Extrapolation: held-out runs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return Panel("extrapolation_checks", "Held-out runs: predicted vs actual loss (points below the line: the law "
+                 "is optimistic)", fig, rows)

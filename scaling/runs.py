@@ -30,7 +30,13 @@ def runs_table_header() -> tuple[str, ...]:
             + RUNS_TABLE_EXTRA_COLUMNS)
 # Keys of our run-record JSON (train/ writes these).
 RECORD_KEYS = {"params": "params", "tokens": "tokens", "loss": "smoothed_loss"}
+RECORD_NOMINAL_KEY = "tokens_per_param_requested"  # the ratio the run was planned at
+NOMINAL_COLUMN = "Tokens/Params"  # the paper's CSV (and our runs table): the planned (nominal) ratio
 MIN_RUNS = 6  # five coefficients need more runs than that to say anything
+# Without a nominal ratio, D/N within this relative tolerance of a cut-off counts as that ratio:
+# runs are rounded up to whole batches (the paper's 100 tokens/param runs sit at 100.0003-100.0024,
+# a tiny CPU model's at up to ~0.2% above), while the paper's ratios differ by at least x1.25.
+NOMINAL_RTOL = 0.01
 
 
 @dataclass(frozen=True)
@@ -42,23 +48,43 @@ class RunTable:
     loss: np.ndarray
     labels: list[str]
     source: str
+    nominal: np.ndarray | None = None  # planned tokens/param per run (NaN where unknown), if any
 
     @property
     def tokens_per_param(self) -> np.ndarray:
+        """The trained ratio D/N (tokens per parameter), as the runs actually ran."""
         return self.tokens / self.params
+
+    @property
+    def nominal_tokens_per_param(self) -> np.ndarray:
+        """The planned ratio of each run (its record's requested ratio, or the runs table's
+        Tokens/Params), D/N where none is known. Filters and groupings use this."""
+        actual = self.tokens_per_param
+        if self.nominal is None:
+            return actual
+        return np.where(np.isfinite(self.nominal), self.nominal, actual)
+
+    def ratio_at_most(self, max_ratio: float) -> np.ndarray:
+        """Mask: runs planned at <= max_ratio tokens/param. A run with no nominal ratio counts
+        when its D/N is within NOMINAL_RTOL above the cut-off (rounded up to whole batches)."""
+        known = self.nominal if self.nominal is not None else np.full(self.loss.size, np.nan)
+        by_nominal = np.isfinite(known) & (known <= max_ratio * (1 + 1e-9))
+        by_actual = ~np.isfinite(known) & (self.tokens_per_param <= max_ratio * (1 + NOMINAL_RTOL))
+        return by_nominal | by_actual
 
     def select(self, mask: np.ndarray) -> RunTable:
         idx = np.flatnonzero(mask)
         return RunTable(self.params[idx], self.tokens[idx], self.loss[idx],
-                        [self.labels[i] for i in idx], self.source)
+                        [self.labels[i] for i in idx], self.source,
+                        None if self.nominal is None else self.nominal[idx])
 
     def filter_tokens_per_param(self, max_ratio: float | None) -> RunTable:
-        """Runs with D/N <= max_ratio (ratios within 1e-9 relative count as equal)."""
+        """Runs planned at <= max_ratio tokens/param (``ratio_at_most``)."""
         if max_ratio is None:
             return self
         if not (math.isfinite(max_ratio) and max_ratio > 0):
             raise InputError(f"--max-tokens-per-param must be > 0, got {max_ratio}")
-        return self.select(self.tokens_per_param <= max_ratio * (1 + 1e-9))
+        return self.select(self.ratio_at_most(max_ratio))
 
     def drop_highest_loss(self, k: int) -> RunTable:
         """Drop the k runs of highest loss (Epoch drops 5 on the Chinchilla reconstruction)."""
@@ -111,7 +137,20 @@ def read_runs(
         tokens = _column(rows, tokens_col, path)
     label_col = PAPER_COLUMNS["name"] if PAPER_COLUMNS["name"] in header else None
     labels = [(r[label_col] if label_col else f"row{i + 2}") for i, r in enumerate(rows)]
-    return RunTable(params, tokens, loss, labels, str(path))
+    nominal = _optional_column(rows, NOMINAL_COLUMN) if NOMINAL_COLUMN in header else None
+    return RunTable(params, tokens, loss, labels, str(path), nominal)
+
+
+def _optional_column(rows: list[dict], name: str) -> np.ndarray:
+    """A column of positive numbers where present (NaN for blank or unusable cells)."""
+    out = []
+    for row in rows:
+        try:
+            v = float(row.get(name) or "nan")
+        except ValueError:
+            v = math.nan
+        out.append(v if math.isfinite(v) and v > 0 else math.nan)
+    return np.array(out)
 
 
 def _column(rows: list[dict], name: str, path: Path) -> np.ndarray:
@@ -145,7 +184,7 @@ def _read_records(path: Path) -> RunTable:
     else:
         raise InputError(f"run records {path}: no such file or folder")
     cols: dict[str, list[float]] = {k: [] for k in RECORD_KEYS}
-    labels = []
+    labels, nominal = [], []
     for rec, where in records:
         if not isinstance(rec, dict):
             raise InputError(f"run record {where}: expected a JSON object")
@@ -155,7 +194,11 @@ def _read_records(path: Path) -> RunTable:
                 raise InputError(f"run record {where}: {field!r} must be a number > 0, got {v!r}")
             cols[key].append(float(v))
         labels.append(str(rec.get("run_name", where)))
-    return RunTable(np.array(cols["params"]), np.array(cols["tokens"]), np.array(cols["loss"]), labels, str(path))
+        planned = rec.get(RECORD_NOMINAL_KEY)
+        ok = isinstance(planned, (int, float)) and math.isfinite(planned) and planned > 0
+        nominal.append(float(planned) if ok else math.nan)
+    return RunTable(np.array(cols["params"]), np.array(cols["tokens"]), np.array(cols["loss"]), labels, str(path),
+                    np.array(nominal))
 
 
 def _load_json(path: Path):

@@ -14,6 +14,10 @@ from scaling.law import loss
 
 PERCENTILES = (5.0, 95.0)
 WILD_SPREAD = 100.0  # a params interval wider than this factor is flagged as uninformative
+# "Determined": the rule behind ``determined`` in every answer (docs/uncertainty-and-plan.md).
+DETERMINED_FACTOR = 3.0  # the 5-95% interval of params and of tokens within x3 of the point, each side
+DETERMINED_MIN_SETS = 20  # fewer bootstrap sets than this cannot show an answer is pinned down
+DETERMINED_MAX_UNREACHABLE = 0.05  # at most this share of sets may put the target below their floor E
 DEMAND_MULTIPLIERS = (0.1, 0.3, 1.0, 3.0, 10.0)  # sensitivity: inference demand x these
 SETTING_MULTIPLIERS = (0.5, 2.0)  # sensitivity: MFUs and inference price x these
 
@@ -49,11 +53,48 @@ def summarise(point: dict, per_set: list[dict | None], key: str, recommended: tu
         f"{key}_ratio": interval([r["ratio"] for r in ok]),
         "p_recommended_at_least_as_good": float(np.mean(beats)),
     }
+    out.update(determination(recommended, out))
     lo, hi = out["optimal_params"]
     if hi / lo > WILD_SPREAD:
         out["warning"] = (f"bootstrap sets disagree wildly: optimal params span x{hi / lo:.0f} "
                           f"({lo:.3g} to {hi:.3g}); the fit is not informative at this target")
     return out
+
+
+def not_assessed() -> dict:
+    """``determined`` for an answer without bootstrap sets (a named coefficient set, or a fit
+    made without ``--bootstrap``): nothing shows whether it is pinned down."""
+    return {"determined": None,
+            "reason": "not assessed: the coefficients carry no bootstrap sets (fit with --bootstrap N "
+                      "and pass that FIT.json to see whether the answer is pinned down)"}
+
+
+def determination(point: tuple[float, float], summary: dict) -> dict:
+    """Whether the bootstrap pins the answer down, and why (not). ``point`` = the recommended
+    (params, tokens); ``summary`` holds ``n_sets``, ``n_unreachable`` and the 5-95% intervals
+    ``optimal_params`` and ``optimal_tokens``. Determined means: at least DETERMINED_MIN_SETS sets,
+    the target reachable in all but DETERMINED_MAX_UNREACHABLE of them, and both intervals within
+    a factor DETERMINED_FACTOR of the point estimate on each side."""
+    n, unreachable = summary["n_sets"], summary["n_unreachable"]
+    if n < DETERMINED_MIN_SETS:
+        return {"determined": False,
+                "reason": f"only {n} bootstrap sets (at least {DETERMINED_MIN_SETS} are needed to judge)"}
+    if unreachable > DETERMINED_MAX_UNREACHABLE * n:
+        return {"determined": False,
+                "reason": f"the target is below the loss floor E of {unreachable} of {n} bootstrap sets"}
+    problems = []
+    for name, value, (lo, hi) in (("params", point[0], summary["optimal_params"]),
+                                  ("tokens", point[1], summary["optimal_tokens"])):
+        factor = max(value / lo, hi / value)
+        if factor > DETERMINED_FACTOR:
+            problems.append(f"{name} {lo:.3g}-{hi:.3g} reach x{factor:.1f} from {value:.3g}")
+    if problems:
+        return {"determined": False,
+                "reason": f"the 5-95% bootstrap intervals are wider than x{DETERMINED_FACTOR:g} of the answer: "
+                          + "; ".join(problems)}
+    return {"determined": True,
+            "reason": f"5-95% bootstrap intervals of params and tokens within x{DETERMINED_FACTOR:g} "
+                      f"of the answer over {n} sets"}
 
 
 def answer_uncertainty(answer, sets: list[LawCoefficients], point: dict, key: str,

@@ -80,3 +80,35 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"beyond {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
+
+
+# --- no silent skips under CI ----------------------------------------------------------------------
+REQUIRE_FLAGS = ("REQUIRE_REFERENCE_DATA", "REQUIRE_TRAIN_EXTRA", "REQUIRE_SLURM")
+
+
+def _ci_requires() -> list[str]:
+    return [flag for flag in REQUIRE_FLAGS if os.environ.get(flag) == "1"]
+
+
+def pytest_sessionstart(session) -> None:
+    """Under CI (any REQUIRE_* = 1), a data folder that is named but missing fails the run at once."""
+    if "REQUIRE_REFERENCE_DATA" not in _ci_requires():
+        return
+    for var in ("REFERENCE_DATA_DIR", "GAUNTLET_DATA_DIR"):
+        root = os.environ.get(var)
+        if not root or not Path(root).is_dir():
+            raise pytest.UsageError(f"REQUIRE_REFERENCE_DATA=1 but {var}={root!r} is not a folder")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Under CI (any REQUIRE_* = 1) every skip is a failure: a skipped golden or training test
+    would otherwise leave CI green while checking nothing."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not _ci_requires() or reporter is None:
+        return
+    skipped = reporter.stats.get("skipped", [])
+    if skipped and session.exitstatus == 0:
+        reporter.ensure_newline()
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped although {', '.join(_ci_requires())}=1 "
+                            "(every skip is a failure under CI; see the skip summary)", red=True)
+        session.exitstatus = 1

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
 from scaling.fit import fit_law
 from scaling.runs import read_runs
-from scaling.uncertainty import summarise
+from scaling.uncertainty import DETERMINED_FACTOR, determination, summarise
 from tests.conftest import require_train_extra, run_cli
 
 EPOCH_95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}  # Epoch AI's published intervals
@@ -82,6 +83,71 @@ def test_wildly_disagreeing_sets_are_flagged():
     per_set.append(None)
     out = summarise({}, per_set, "flops", (1e9, 1e11), (2e9, 4e10), sets)
     assert out["n_unreachable"] == 1 and "disagree wildly" in out["warning"]
+
+
+# --- "determined": the rule, both sides --------------------------------------------------------
+
+def _summary(params_iv, tokens_iv, n=100, unreachable=0) -> dict:
+    return {"n_sets": n, "n_unreachable": unreachable, "optimal_params": params_iv, "optimal_tokens": tokens_iv}
+
+
+def test_determined_rule_both_sides():
+    point = (1e9, 1e11)
+    f = DETERMINED_FACTOR
+    ok = determination(point, _summary([1e9 / f * 1.01, 1e9 * f * 0.99], [1e11 / 2, 1e11 * 2]))
+    assert ok["determined"] is True and "within x3" in ok["reason"]
+    wide_low = determination(point, _summary([1e9 / f / 1.01, 2e9], [5e10, 2e11]))
+    assert wide_low["determined"] is False and "params" in wide_low["reason"] and "tokens" not in wide_low["reason"]
+    wide_high = determination(point, _summary([5e8, 2e9], [5e10, 1e11 * f * 1.01]))
+    assert wide_high["determined"] is False and "tokens" in wide_high["reason"]
+    few = determination(point, _summary([9e8, 1.1e9], [9e10, 1.1e11], n=19))
+    assert few["determined"] is False and "only 19 bootstrap sets" in few["reason"]
+    assert determination(point, _summary([9e8, 1.1e9], [9e10, 1.1e11], n=20, unreachable=1))["determined"] is True
+    floor = determination(point, _summary([9e8, 1.1e9], [9e10, 1.1e11], n=20, unreachable=2))
+    assert floor["determined"] is False and "loss floor" in floor["reason"]
+
+
+def test_optimize_says_determined_for_epochs_fit(epoch_fit_file):
+    proc = run_cli("optimize", "compute", "--like-params", "70B", "--inference-tokens", "2T", "--coefficients",
+                   str(epoch_fit_file), "--json")
+    r = json.loads(proc.stdout)
+    assert r["determined"] is True and r["uncertainty"]["determined"] is True
+    text = run_cli("optimize", "compute", "--like-params", "70B", "--inference-tokens", "2T", "--coefficients",
+                   str(epoch_fit_file)).stdout
+    assert "UNDETERMINED" not in text and "inference-aware optimal" in text
+
+
+def test_named_sets_are_not_assessed():
+    r = json.loads(run_cli("optimize", "compute", "--like-params", "7B", "--inference-tokens", "2T", "--json").stdout)
+    assert r["determined"] is None and "not assessed" in r["determined_reason"]
+
+
+@pytest.fixture(scope="module")
+def paper_fit_file(paper_runs_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("paperfit") / "fit.json"
+    proc = run_cli("fit", str(paper_runs_csv), "--bootstrap", "100", "--seed", "0", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_undetermined_answer_is_said_out_loud(paper_fit_file, tmp_path):
+    """The paper's 47 runs (150M-6B) leave the tokens of a 7B-quality model at 2T inference tokens
+    spread over more than x3: optimize says so first, plan refuses without --force."""
+    args = ["--like-params", "7B", "--inference-tokens", "2T", "--coefficients", str(paper_fit_file)]
+    r = json.loads(run_cli("optimize", "compute", *args, "--json").stdout)
+    assert r["determined"] is False and "tokens" in r["determined_reason"]
+    text = run_cli("optimize", "compute", *args).stdout
+    assert text.splitlines()[1].startswith("UNDETERMINED") and "inference-aware optimal" not in text
+    refused = run_cli("plan", *args, "--data", "s3://bucket/mds", "--out", str(tmp_path / "p"), "--backend", "slurm")
+    assert refused.returncode == 2 and "undetermined" in refused.stderr and "--force" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "p").exists()
+    require_train_extra()
+    forced = run_cli("plan", *args, "--data", "s3://bucket/mds", "--out", str(tmp_path / "p"), "--backend", "slurm",
+                     "--force", "--json")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    plan = json.loads(forced.stdout)
+    assert plan["determined"] is False and plan["uncertainty"]["n_sets"] == 100
+    assert all(Path(f).is_file() for f in plan["launch_files"])
 
 
 # --- beyond plan ---------------------------------------------------------------------------------

@@ -93,6 +93,15 @@ def test_report_on_paper_runs(paper_runs_csv, tmp_path):
         assert list(csv.DictReader((tmp_path / "rep" / f"{name}.csv").open()))
     table1 = list(csv.DictReader((tmp_path / "rep" / "table1_fits.csv").open()))
     assert [int(r["n_runs"]) for r in table1] == [34, 39, 43, 47]
+    # Fig. 4 in the paper's range by default (up to 500 tokens/param), saying what it leaves out
+    fig4 = list(csv.DictReader((tmp_path / "rep" / "fig4_loss_vs_flops.csv").open()))
+    assert max(float(r["tokens_per_param"]) for r in fig4) == 500 and len(fig4) == 43
+    assert "left out: 1000, 5000, 10000 tokens/param (4 runs)" in md
+    # the extrapolation checks: the largest size, and <= 100 tokens/param predicting the longer runs
+    assert "## Extrapolation checks (held-out runs)" in md and "(`tokens_per_param>100`) | 34 runs | 13 runs |" in md
+    held = list(csv.DictReader((tmp_path / "rep" / "extrapolation_checks.csv").open()))
+    assert sorted({r["split"] for r in held}) == ["largest size", "long ratios"] and len(held) == 14
+    assert (tmp_path / "rep" / "extrapolation_checks.png").read_bytes()[:4] == b"\x89PNG"
 
 
 DEMO_SPEC = """name: demo-test
@@ -106,11 +115,13 @@ grid:
 """
 
 
-def test_demo_interrupted_and_continued(tmp_path):
+def test_demo_interrupted_and_continued(tmp_path, data_cache):
     require_train_extra()
     spec = tmp_path / "demo.yaml"
     spec.write_text(DEMO_SPEC)
     out = tmp_path / "demo"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / ".cache").symlink_to(data_cache, target_is_directory=True)  # the session's tokenised corpus
     cmd = [sys.executable, "-m", "beyond", "demo", "--spec", str(spec), "--out", str(out), "--bootstrap", "50"]
     env = {k: v for k, v in os.environ.items() if k != "GAUNTLET_DATA_DIR"}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -141,6 +152,9 @@ def test_demo_interrupted_and_continued(tmp_path):
         mine = sorted((float(r["Tokens/Params"]), float(r["Smoothed Loss"])) for r in rows if r["Model Name"] == model)
         assert [loss for _, loss in mine] == sorted([loss for _, loss in mine], reverse=True)
     assert "optimizer:" in done.stdout and "## Optimizer answer" in (out / "report" / "report.md").read_text()
+    answer = json.loads((out / "report" / "optimizer_answer.json").read_text())
+    assert isinstance(answer["determined"], bool) and answer["determined_reason"]
+    assert ("UNDETERMINED" in done.stdout) == (answer["determined"] is False)
     fit = json.loads((out / "report" / "fit.json").read_text())
     assert fit["n_runs"] == 6 and fit["bootstrap_resamples"] == 50
 
@@ -158,6 +172,10 @@ def test_report_reads_a_fit_file_instead_of_refitting(paper_runs_csv, tmp_path):
     answer = json.loads((tmp_path / "rep" / "optimizer_answer.json").read_text())
     lo, hi = answer["optimal_params_5_95"]
     assert lo <= answer["optimal_params"] <= hi and lo < hi
+    # three sets cannot show that the answer is pinned down: the report says so instead of recommending
+    assert answer["determined"] is False and "only 3 bootstrap sets" in answer["determined_reason"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Optimizer answer: UNDETERMINED" in md and "makes no recommendation" in md
     bad = run_cli("report", str(paper_runs_csv), "--fit", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r2"))
     assert bad.returncode == 2 and "cannot read fit file" in bad.stderr and not (tmp_path / "r2").exists()
 
@@ -175,3 +193,77 @@ def test_compare_compute_is_the_comparison_every_command_reports():
     out = json.loads(run_cli("optimize", "compute", "--loss", "2.0", "--inference-tokens", "2e12", "--coefficients",
                              "chinchilla", "--json", check=True).stdout)
     assert out["flops_ratio"] == float(cmp.flops_ratio) and out["params_ratio"] == float(cmp.params_ratio)
+
+
+def _series_lines(ax):
+    """The marker-only lines of a figure (one per series; fit lines are drawn without markers)."""
+    return [line for line in ax.get_lines() if line.get_linestyle() in ("None", "none", "")]
+
+
+def test_fig4_gives_each_ratio_its_own_colour_and_marker(paper_runs):
+    from matplotlib.colors import to_hex
+
+    p = figures.fig4_loss_vs_flops(paper_runs)  # every ratio: 12 series, more than the 10-colour cycle
+    ax = p.figure.axes[0]
+    series = _series_lines(ax)
+    assert len(series) == 12
+    colour = {line.get_label(): to_hex(line.get_color(), keep_alpha=True) for line in series}
+    assert len(set(colour.values())) == 12
+    assert colour["10"] != colour["5000"] and colour["15"] != colour["10000"]  # the cycle used to wrap here
+    assert len({line.get_marker() for line in series}) == 12
+    fits = [line for line in ax.get_lines() if line not in series]  # each slope line in its series' colour
+    assert fits and {to_hex(f.get_color(), keep_alpha=True) for f in fits} <= set(colour.values())
+    p3 = figures.fig3a_loss_vs_ratio(paper_runs)
+    assert len({to_hex(line.get_color()) for line in p3.figure.axes[0].get_lines()}) == 6
+    _close(p.figure, p3.figure)
+
+
+def _close(*figs) -> None:
+    import matplotlib.pyplot as plt
+
+    for fig in figs:
+        plt.close(fig)
+
+
+def _tick_texts(fig) -> list[str]:
+    fig.canvas.draw()
+    texts = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            texts += [t.get_text() for t in axis.get_majorticklabels() + axis.get_minorticklabels()]
+    return [t for t in texts if t]
+
+
+def test_log_axes_have_plain_tick_labels(paper_runs):
+    fits = [{"subset": name, **NAMED_SETS[name].as_dict()} for name in ("sardana-le100", "sardana-all")]
+    c = NAMED_SETS["chinchilla"]
+    panels = [figures.fig3a_loss_vs_ratio(paper_runs), figures.fig4_loss_vs_flops(paper_runs),
+              figures.fig4_loss_vs_flops(paper_runs, max_ratio=figures.PAPER_FIG4_MAX_RATIO),
+              figures.fig5_growing_fits(paper_runs, fits), figures.fig2_ratios(c, (1e9, 1e11), (1e9, 1e13), points=8),
+              figures.fig6_cost_optimal(c, [7e9, 70e9], (1e6, 1e12), points=8)]
+    for p in panels:
+        texts = _tick_texts(p.figure)
+        assert texts, p.name
+        assert not [t for t in texts if "$" in t or "10^" in t or "times" in t], (p.name, texts)
+    # Fig. 4's loss axis spans less than a decade: its ticks are plain numbers like 3 and 3.6
+    fig4 = panels[1].figure
+    loss_ticks = [t.get_text() for t in fig4.axes[0].yaxis.get_minorticklabels() + fig4.axes[0].yaxis.get_majorticklabels()]
+    assert "3" in loss_ticks and "3.6" in loss_ticks
+    assert "1e20" in [t.get_text() for t in fig4.axes[0].xaxis.get_majorticklabels()]
+    _close(*(p.figure for p in panels))
+
+
+def test_fig4_paper_range_by_default_and_every_ratio_on_request(paper_runs, tmp_path):
+    from scaling.report import build_report
+
+    paper = figures.fig4_loss_vs_flops(paper_runs, max_ratio=figures.PAPER_FIG4_MAX_RATIO)
+    assert sorted({r["tokens_per_param"] for r in paper.rows}) == [10, 15, 20, 30, 50, 75, 100, 250, 500]
+    assert len(paper.rows) == 43 and len(_series_lines(paper.figure.axes[0])) == 9
+    assert "left out: 1000, 5000, 10000" in paper.note
+    everything = figures.fig4_loss_vs_flops(paper_runs)
+    assert len(everything.rows) == 47 and everything.note == ""
+    _close(paper.figure, everything.figure)
+    build_report(paper_runs, tmp_path / "all", all_ratios=True)  # what `beyond report --all-ratios` asks for
+    rows = list(csv.DictReader((tmp_path / "all" / "fig4_loss_vs_flops.csv").open()))
+    assert len(rows) == 47 and max(float(r["tokens_per_param"]) for r in rows) == 10000
+    assert "left out" not in (tmp_path / "all" / "report.md").read_text()

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from scaling.errors import InputError
@@ -69,3 +70,55 @@ def test_run_folders_as_beyond_train_writes_them(tmp_path):
         (run / "config.yaml").write_text("model: {}\n")
     t = read_runs(tmp_path)
     assert t.labels == ["mpt-tiny-r10", "mpt-tiny-r20"] and list(t.loss) == [4.0, 3.0]
+
+
+# --- nominal (planned) ratios: runs rounded up to whole batches keep their cut-off ------------------
+
+def _rounded_up_records(folder, requested: bool):
+    """Six runs planned at 20 and 100 tokens/param, trained on tokens rounded up to whole batches
+    (as `beyond train` does: 100.0003-100.0024 tokens/param for the paper's sizes)."""
+    folder.mkdir()
+    for i, (n, r, extra) in enumerate([(151e6, 20, 1.00001), (151e6, 100, 1.0000031), (370e6, 20, 1.00002),
+                                       (370e6, 100, 1.000024), (750e6, 100, 1.0000150), (750e6, 500, 1.0)]):
+        rec = {"run_name": f"r{i}", "params": n, "tokens": n * r * extra, "smoothed_loss": 3.0 - 0.1 * i}
+        if requested:
+            rec["tokens_per_param_requested"] = r
+        (folder / f"r{i}.json").write_text(json.dumps(rec))
+    return read_runs(folder)
+
+
+def test_nominal_ratio_keeps_rounded_up_runs_at_the_cutoff(tmp_path):
+    t = _rounded_up_records(tmp_path / "with", requested=True)
+    assert (t.tokens_per_param[[1, 3, 4]] > 100).all()  # every 100-ratio run sits above 100
+    assert list(t.nominal_tokens_per_param) == [20, 100, 20, 100, 100, 500]
+    assert t.filter_tokens_per_param(100).labels == ["r0", "r1", "r2", "r3", "r4"]
+    assert t.filter_tokens_per_param(99.99).labels == ["r0", "r2"]
+    assert t.filter_tokens_per_param(20).labels == ["r0", "r2"]
+
+
+def test_without_nominal_ratio_a_stated_tolerance_applies(tmp_path):
+    from scaling.runs import NOMINAL_RTOL
+
+    t = _rounded_up_records(tmp_path / "without", requested=False)
+    assert t.nominal is not None and np.isnan(t.nominal).all()
+    assert t.filter_tokens_per_param(100).labels == ["r0", "r1", "r2", "r3", "r4"]
+    assert NOMINAL_RTOL == 0.01
+    rows = "\n".join(f"{n},{n * r},{3 - 0.01 * i}" for i, (n, r) in enumerate([(1e8, 100.9), (1e8, 101.1)]))
+    csv_t = read_runs(_csv(tmp_path, "Parameters,Tokens,Smoothed Loss\n" + rows + "\n"))
+    assert csv_t.nominal is None and csv_t.filter_tokens_per_param(100).loss.size == 1
+
+
+def test_runs_table_tokens_params_column_is_the_nominal_ratio(tmp_path):
+    rows = "150M,151000000,100,15100453000,160,3.0\n150M,151000000,250,37750000000,160,2.9\n"
+    t = read_runs(_csv(tmp_path, "Model Name,Parameters,Tokens/Params,Tokens,Batch Size,Smoothed Loss\n" + rows))
+    assert t.tokens_per_param[0] > 100.002 and list(t.nominal_tokens_per_param) == [100, 250]
+    assert t.filter_tokens_per_param(100).labels == ["150M"] and t.select(np.array([False, True])).nominal[0] == 250
+
+
+def test_holdout_rules_use_the_nominal_ratio(tmp_path):
+    from scaling.holdout import parse_holdout
+
+    for requested in (True, False):
+        t = _rounded_up_records(tmp_path / str(requested), requested=requested)
+        assert list(parse_holdout("tokens_per_param>100").mask(t)) == [False] * 5 + [True]
+        assert list(parse_holdout("tokens_per_param<=100").mask(t)) == [True] * 5 + [False]

@@ -174,10 +174,12 @@ def slurm_cluster(tmp_path_factory):
 SLURM_SMOKE = SMOKE.replace("save_interval=50ba]", "save_interval=50ba, model.d_model=32]")
 
 
-def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch):
+def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch, data_cache):
     """Each job runs 2 tasks: srun starts Composer's launcher, which starts 2 gloo ranks."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
     spec, out = _spec(tmp_path, "slurm-smoke", SLURM_SMOKE), tmp_path / "sweep"
+    out.mkdir()
+    (out / ".cache").symlink_to(data_cache, target_is_directory=True)  # the session's tokenised corpus
     args = ["sweep", "launch", str(spec), "--out", str(out), "--backend", "slurm", "--gpus-per-node", "0",
             "--procs-per-node", "2", "--cpus-per-task", str(os.cpu_count() or 1), "--time", "20:00"]
     check = run_cli(*args, "--test-only", "--json")  # sbatch --test-only validates the scripts

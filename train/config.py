@@ -137,11 +137,17 @@ def build_run(
         batches = max(1, math.ceil(tokens_per_param * params / batch_tokens))
         tokens = batches * batch_tokens
         warmup = round(WARMUP_TOKENS_PER_PARAM * params / batch_tokens)
-        if warmup >= batches:
+        given = container.get("scheduler", {}).get("t_warmup")
+        if given not in (None, "???"):  # a warmup set by hand (--set scheduler.t_warmup=40ba)
+            m = re.fullmatch(r"(\d+)ba", str(given))
+            if m and int(m.group(1)) >= batches:
+                raise InputError(f"scheduler.t_warmup={given} is not shorter than the run ({batches} batches "
+                                 f"at {tokens_per_param:g} tokens/param)")
+        elif warmup >= batches:
             raise InputError(f"{tokens_per_param:g} tokens/param is within the warmup (3 x params tokens): "
                              "use a larger ratio or set scheduler.t_warmup with --set")
         container["max_duration"] = f"{batches}ba"
-        if container.get("scheduler", {}).get("t_warmup") in (None, "???"):
+        if given in (None, "???"):
             container["scheduler"]["t_warmup"] = f"{max(warmup, 1)}ba"
     elif container.get("max_duration") in (None, "???"):
         raise InputError("give --tokens-per-param, or a YAML with max_duration set")

@@ -221,7 +221,9 @@ def collect(spec: SweepSpec) -> tuple[str, int]:
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"run record {folder.record} is unreadable: {exc}") from None
         evaluated = folder.read_eval()  # eval's own file, joined in here
-        writer.writerow([rec.get("model", model_label(run.model)), rec["params"], f"{rec['tokens_per_param']:.6g}",
+        # Tokens/Params is the planned (nominal) ratio, as in the paper's CSV; D/N is Tokens / Parameters
+        nominal = rec.get("tokens_per_param_requested") or run.tokens_per_param
+        writer.writerow([rec.get("model", model_label(run.model)), rec["params"], f"{nominal:g}",
                          rec["tokens"], rec.get("global_train_batch_size", ""), repr(float(rec["smoothed_loss"])),
                          *_gauntlet_cells(evaluated),
                          run.name, rec.get("flops", ""), rec.get("wall_time_s", ""), rec.get("resumes", ""),
