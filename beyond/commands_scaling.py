@@ -58,19 +58,23 @@ def _register_optimize(sub) -> None:
                       help="input (prompt) tokens per request (default 70, LMSYS-Chat mean)")
     cost.add_argument("--output-tokens", type=float, default=PAPER_OUTPUT_TOKENS, metavar="O",
                       help="output (generated) tokens per request (default 215)")
-    from scaling.optimal import PEAK_FLOPS
+    from scaling.optimal import PEAK_FLOPS, CostSettings
 
-    gpus = sorted(PEAK_FLOPS)
+    gpus, d = sorted(PEAK_FLOPS), CostSettings()  # the defaults live in CostSettings only
     hw = cost.add_argument_group("hardware (defaults: paper App. B.3)")
-    hw.add_argument("--train-gpu", choices=gpus, default="a100-80")
-    hw.add_argument("--train-dtype", default="bf16", help="bf16 | fp16 | fp8 (default bf16)")
-    hw.add_argument("--train-price", type=float, metavar="USD_PER_HOUR", help="default: the GPU's list price")
-    hw.add_argument("--train-mfu", type=float, default=0.5, help="training MFU in (0, 1] (default 0.5)")
-    hw.add_argument("--inference-gpu", choices=gpus, default="a100-40")
-    hw.add_argument("--inference-dtype", default="int8", help="int8 | fp8 | bf16 | fp16 (default int8)")
-    hw.add_argument("--inference-price", type=float, metavar="USD_PER_HOUR")
-    hw.add_argument("--prefill-mfu", type=float, default=0.5, help="input-token MFU (default 0.5)")
-    hw.add_argument("--generation-mfu", type=float, default=0.01, help="output-token MFU (default 0.01)")
+    hw.add_argument("--train-gpu", choices=gpus, default=d.train_gpu, help=f"(default {d.train_gpu})")
+    hw.add_argument("--train-dtype", default=d.train_dtype, help=f"bf16 | fp16 | fp8 (default {d.train_dtype})")
+    hw.add_argument("--train-price", type=float, metavar="USD_PER_HOUR", default=d.train_price_per_hour,
+                    help="default: the GPU's list price")
+    hw.add_argument("--train-mfu", type=float, default=d.train_mfu, help=f"training MFU in (0, 1] (default {d.train_mfu:g})")
+    hw.add_argument("--inference-gpu", choices=gpus, default=d.inference_gpu, help=f"(default {d.inference_gpu})")
+    hw.add_argument("--inference-dtype", default=d.inference_dtype,
+                    help=f"int8 | fp8 | bf16 | fp16 (default {d.inference_dtype})")
+    hw.add_argument("--inference-price", type=float, metavar="USD_PER_HOUR", default=d.inference_price_per_hour,
+                    help="default: the GPU's list price")
+    hw.add_argument("--prefill-mfu", type=float, default=d.prefill_mfu, help=f"input-token MFU (default {d.prefill_mfu:g})")
+    hw.add_argument("--generation-mfu", type=float, default=d.generation_mfu,
+                    help=f"output-token MFU (default {d.generation_mfu:g})")
     cost.set_defaults(handler=_cmd_optimize_cost)
 
 
