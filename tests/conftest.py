@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,33 @@ def data_cache(tmp_path_factory) -> Path:
     """One tokeniser/MDS cache (``--cache-dir``) for the whole session: the embedded corpus is
     tokenised once per tokenizer setting, not once per test module (~30 s each on 2 cores)."""
     return tmp_path_factory.mktemp("data-cache")
+
+
+# A CPU-sized run: mpt-tiny with a 1,024-token local BPE, 5 tokens/param (371 batches of 16 x 128).
+TINY_TRAIN = ["mpt-tiny", "-r", "5", "--set", "model.vocab_size=1024", "--set", "tokenizer.kwargs.vocab_size=1024",
+              "--set", "save_interval=40ba"]
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run trained once per session: its folder, and the record `beyond train --json` printed."""
+
+    path: Path
+    printed: dict
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory, data_cache) -> TrainedRun:
+    """The one trained tiny run the train and eval tests share (training it costs minutes)."""
+    import json
+
+    require_train_extra()
+    run_dir = tmp_path_factory.mktemp("tiny") / "tiny"
+    proc = subprocess.run([sys.executable, "-m", "beyond", "train", *TINY_TRAIN, "--run-dir", str(run_dir),
+                           "--cache-dir", str(data_cache), "--json"], capture_output=True, text=True, cwd=REPO,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return TrainedRun(run_dir, json.loads(proc.stdout))
 
 
 @pytest.fixture(scope="session")

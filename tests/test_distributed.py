@@ -137,7 +137,8 @@ def _rank_processes(root_pid: int) -> dict[int, object]:
 
 def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
     """Kill rank 1 of a 2-process run after its first checkpoint: Composer's launcher stops the
-    run; launching it again resumes (resumes = 1) and ends where the uninterrupted run did."""
+    run; launching it again resumes (resumes = 1) and ends where the uninterrupted run did. (The
+    single-process kill and resume is the demo test's, tests/test_report.py.)"""
     run_dir = workdir / "killed-rank"
     cmd = [sys.executable, "-m", "beyond", "train", *SHORT, "--run-dir", str(run_dir), "--cache-dir",
            str(workdir / "cache"), "--nproc", "2"]
@@ -158,7 +159,14 @@ def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert not (run_dir / "record.json").exists()
-    record = _record(_train(workdir, "killed-rank", "--nproc", "2"))
+    # a kill during the next save leaves a half-written checkpoint that no link points at; Composer
+    # would refuse to start next to it (FileExistsError), so train sets it aside and resumes
+    half = run_dir / "checkpoints" / "ep0-ba9000-rank0.pt"
+    half.write_bytes(b"\x80\x02 half a pickle")
+    proc = _train(workdir, "killed-rank", "--nproc", "2")
+    record = _record(proc)
+    assert not half.exists() and (run_dir / "checkpoints" / "unfinished" / half.name).is_file()
+    assert "set aside ep0-ba9000-rank0.pt" in proc.stderr
     assert record["resumes"] == 1
     _close(two_ranks, record)
 
