@@ -86,6 +86,9 @@ def _demo(args) -> int:
     if "bootstrap_intervals" in f:
         iv = f["bootstrap_intervals"]
         lines.append("     95% intervals: " + ", ".join(f"{k} {iv[k][0]:.3g}-{iv[k][1]:.3g}" for k in ("E", "alpha", "beta")))
+    ident = summary.get("identification") or {}
+    if ident.get("identified") is not None:
+        lines.append(f"     law {'identified' if ident['identified'] else 'NOT identified'}: {ident['reason']}")
     if "unavailable" in a:
         lines.append(f"optimizer: {a['unavailable']}")
     elif a.get("determined") is False:

@@ -55,6 +55,9 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
         if sets:
             fit_dict["bootstrap_intervals"] = bootstrap_intervals(sets)
     write_atomic(out / "fit.json", json.dumps(fit_dict, indent=2) + "\n")
+    from scaling.uncertainty import law_identification
+
+    identification = law_identification(fit_dict)
     n_max = float(runs.params.max())
     fits = figures.growing_subset_fits(runs)
     lo_d = float(chinchilla_for_params(coeffs, runs.params.min())) * 0.1
@@ -95,18 +98,18 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
     except InputError as exc:
         answer = {"unavailable": f"the fitted law is degenerate here ({exc})"}
         write_atomic(out / "optimizer_answer.json", json.dumps(answer, indent=2) + "\n")
-        write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation))
+        write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation, identification))
         return {"fit": fit_dict, "table1": fits, "answer": answer, "figures": [f"{p.name}.png" for p in panels],
-                "extrapolation": extrapolation}
+                "extrapolation": extrapolation, "identification": identification}
     opt, ref = cmp.optimal, cmp.chinchilla
     answer = {"loss": target, "inference_tokens": demand, "optimal_params": float(opt.params),
               "optimal_tokens": float(opt.tokens), "chinchilla_params": float(ref.params),
               "chinchilla_tokens": float(ref.tokens), "flops_ratio": float(cmp.flops_ratio)}
     answer.update(_determination(fit_dict.get("bootstrap") or [], target, demand, opt, ref))
     write_atomic(out / "optimizer_answer.json", json.dumps(answer, indent=2) + "\n")
-    write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation))
+    write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation, identification))
     return {"fit": fit_dict, "table1": fits, "answer": answer, "figures": [f"{p.name}.png" for p in panels],
-            "extrapolation": extrapolation}
+            "extrapolation": extrapolation, "identification": identification}
 
 
 def _check_rows(checks: list[dict]) -> list[dict]:
@@ -168,7 +171,7 @@ def _runs(n: int) -> str:
     return f"{n} run{'' if n == 1 else 's'}"
 
 
-def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolation=None) -> str:
+def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolation=None, identification=None) -> str:
     lines = [f"# {title}", "", f"{runs.loss.size} runs from `{runs.source}`: "
              f"{len(np.unique(runs.params))} model sizes ({', '.join(human(n) for n in np.unique(runs.params))} params), "
              f"{len(np.unique(figures.ratio_groups(runs)))} tokens/param ratios.", "",
@@ -180,6 +183,9 @@ def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolatio
         iv = fit["bootstrap_intervals"]
         lines.append(f"| 95% interval ({len(fit['bootstrap'])} resamples) | " + " | ".join(
             f"{iv[k][0]:.4g}–{iv[k][1]:.4g}" for k in ("A", "B", "E", "alpha", "beta")) + " | |")
+    if identification and identification["identified"] is not None:
+        lines += ["", ("**Law identified**: " if identification["identified"] else
+                       "**Law NOT identified** (do not extrapolate it far from the runs): ") + identification["reason"] + "."]
     if fit.get("bootstrap_dropped"):
         lines += ["", f"{fit['bootstrap_dropped']} of {fit['bootstrap_resamples']} bootstrap resamples gave no valid law "
                   "(an exponent <= 0 or an overflowing coefficient) and are left out: with this few runs the law "

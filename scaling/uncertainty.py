@@ -61,6 +61,26 @@ def summarise(point: dict, per_set: list[dict | None], key: str, recommended: tu
     return out
 
 
+def law_identification(fit: dict) -> dict:
+    """Whether a fit's bootstrap pins down the law's exponents: both alpha's and beta's 95%
+    intervals (``bootstrap_intervals``) within a factor DETERMINED_FACTOR of the point estimate on
+    each side. An unidentified law can still give a determined answer near its runs (the
+    coefficients trade off against each other), but must not be extrapolated far."""
+    iv = fit.get("bootstrap_intervals")
+    if not iv:
+        return {"identified": None, "reason": "no bootstrap intervals (fit with a bootstrap to check)"}
+    wide = []
+    for name in ("alpha", "beta"):
+        (lo, hi), point = iv[name], fit[name]
+        factor = max(point / lo, hi / point) if lo > 0 else float("inf")
+        if factor > DETERMINED_FACTOR:
+            wide.append(f"{name} {lo:.3g}-{hi:.3g} around {point:.3g} (x{factor:.3g})")
+    if wide:
+        return {"identified": False, "reason": f"95% bootstrap intervals wider than x{DETERMINED_FACTOR:g} of the "
+                                               f"point: {'; '.join(wide)}"}
+    return {"identified": True, "reason": f"alpha and beta 95% bootstrap intervals within x{DETERMINED_FACTOR:g} of the point"}
+
+
 def not_assessed() -> dict:
     """``determined`` for an answer without bootstrap sets (a named coefficient set, or a fit
     made without ``--bootstrap``): nothing shows whether it is pinned down."""

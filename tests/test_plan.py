@@ -10,7 +10,7 @@ import pytest
 from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
 from scaling.fit import fit_law
 from scaling.runs import read_runs
-from scaling.uncertainty import DETERMINED_FACTOR, determination, summarise
+from scaling.uncertainty import DETERMINED_FACTOR, determination, law_identification, summarise
 from tests.conftest import require_train_extra, run_cli
 
 EPOCH_95 = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}  # Epoch AI's published intervals
@@ -105,6 +105,17 @@ def test_determined_rule_both_sides():
     assert determination(point, _summary([9e8, 1.1e9], [9e10, 1.1e11], n=20, unreachable=1))["determined"] is True
     floor = determination(point, _summary([9e8, 1.1e9], [9e10, 1.1e11], n=20, unreachable=2))
     assert floor["determined"] is False and "loss floor" in floor["reason"]
+
+
+def test_law_identification_both_sides():
+    fit = {"alpha": 0.34, "beta": 0.28, "bootstrap_intervals": {"alpha": [0.34 / 2.9, 0.34 * 2.9], "beta": [0.2, 0.4]}}
+    assert law_identification(fit)["identified"] is True
+    wide = {**fit, "bootstrap_intervals": {"alpha": [0.25, 19.3], "beta": [0.2, 0.4]}}  # the CPU demo's alpha
+    verdict = law_identification(wide)
+    assert verdict["identified"] is False and "alpha" in verdict["reason"] and "beta" not in verdict["reason"]
+    low = {**fit, "bootstrap_intervals": {"alpha": [0.3, 0.4], "beta": [0.28 / 3.1, 0.3]}}
+    assert law_identification(low)["identified"] is False
+    assert law_identification({"alpha": 0.3, "beta": 0.3})["identified"] is None
 
 
 def test_optimize_says_determined_for_epochs_fit(epoch_fit_file):

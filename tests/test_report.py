@@ -267,3 +267,18 @@ def test_fig4_paper_range_by_default_and_every_ratio_on_request(paper_runs, tmp_
     rows = list(csv.DictReader((tmp_path / "all" / "fig4_loss_vs_flops.csv").open()))
     assert len(rows) == 47 and max(float(r["tokens_per_param"]) for r in rows) == 10000
     assert "left out" not in (tmp_path / "all" / "report.md").read_text()
+
+
+def test_default_demo_grid_spans_sizes_and_a_decade_of_ratios():
+    """The demo's own grid: at least 3 model sizes x at least 3 ratios, a decade of tokens/param
+    with the top ratio >= 20, so that its report can hold out the largest size (6 runs left)."""
+    from train.sweep import load_spec
+
+    spec = load_spec(REPO / "yamls" / "sweeps" / "demo.yaml")
+    sizes: dict[str, set[float]] = {}
+    for run in spec.runs:
+        shape = tuple(o for o in run.overrides if not o.startswith("scheduler.t_warmup"))
+        sizes.setdefault(str(shape), set()).add(run.tokens_per_param)
+    assert len(sizes) >= 3 and all(len(r) >= 3 for r in sizes.values())
+    ratios = {r for rs in sizes.values() for r in rs}
+    assert max(ratios) >= 20 and max(ratios) / min(ratios) >= 10
