@@ -382,13 +382,12 @@ def test_table3_stated_settings_deviate_from_the_printed_cells_as_documented(tab
         elif column == "optimal tokens":
             assert 0.0575 <= rel <= 0.0835, (key, rel)  # docs: 5.8-8.3% high
         elif column == "optimal cost":
-            # DOCS DISCREPANCY: docs/paper-tables.md says "every cost cell is 9-10.4% above the
-            # printed one", but the optimal-cost cells are 5.4-7.3% above (only the Chinchilla
-            # costs are 9-10.4%). No tolerance is stated for them; this is the measured band.
+            # docs/paper-tables.md: every optimal-cost cell is 5.4-7.3% above the printed one
+            # (the Chinchilla costs are 9.0-10.3% above)
             assert 0.053 <= rel <= 0.074, (key, rel)
         elif column == "cost savings":
-            # no tolerance stated in the docs or the current tests; measured: +1.2 to +2.3
-            # percentage points above the printed savings (absolute, not relative)
+            # docs/paper-tables.md: the savings are 1.25-2.2 percentage points above the printed
+            # ones (absolute, not relative)
             assert 0.012 <= ours - paper <= 0.023, (key, ours - paper)
     assert len(matched) == 13, sorted(matched)
 
