@@ -135,7 +135,11 @@ def test_bootstrap_is_seeded_and_brackets_the_fit(paper_runs_csv):
     b = bootstrap_fits(runs.params, runs.tokens, runs.loss, 3, seed=7, starts=grid)
     assert a == b
     iv = bootstrap_intervals(a)
-    assert all(lo <= hi for lo, hi in iv.values())
+    for name, (lo, hi) in iv.items():  # the interval of each coefficient spans its resamples
+        values = [s[name] for s in a]
+        assert lo == pytest.approx(np.percentile(values, 2.5)) and hi == pytest.approx(np.percentile(values, 97.5))
+        assert lo < hi  # three different resamples give three different fits
+    assert bootstrap_fits(runs.params, runs.tokens, runs.loss, 3, seed=8, starts=grid) != a
 
 
 _SHARDING_CHECK = """

@@ -56,7 +56,9 @@ def test_optimize_compute_reports_intervals_and_sensitivity(epoch_fit_file):
     assert u["optimal_params"][0] <= r["optimal"]["params"] <= u["optimal_params"][1]
     assert u["optimal_tokens"][0] <= r["optimal"]["tokens"] <= u["optimal_tokens"][1]
     assert u["flops_ratio"][0] <= r["flops_ratio"] <= u["flops_ratio"][1] <= 1.0
-    assert 0.0 <= u["p_recommended_at_least_as_good"] <= 1.0
+    # the recommended model sits on the point estimate's iso-loss curve: some sets rate it above
+    # the Chinchilla-style model and some below, so the share is strictly between 0 and 1
+    assert 0.0 < u["p_recommended_at_least_as_good"] < 1.0
     rows = r["sensitivity"]
     assert [row["demand_multiplier"] for row in rows] == [0.1, 0.3, 1.0, 3.0, 10.0]
     params = [row["params"] for row in rows]
