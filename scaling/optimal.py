@@ -48,7 +48,8 @@ class ModelChoice:
 def _check_demand(name: str, value) -> np.ndarray:
     arr = np.asarray(value, float)
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise InputError(f"{name} must be a finite number >= 0, got {np.min(arr) if arr.size else arr!r}")
+        bad = arr[~(np.isfinite(arr) & (arr >= 0))]
+        raise InputError(f"{name} must be a finite number >= 0, got {float(bad.flat[0]):g}")
     return arr
 
 
