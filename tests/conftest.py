@@ -41,6 +41,16 @@ def data_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("data-cache")
 
 
+def gauntlet_dir() -> Path:
+    """The Gauntlet eval data (GAUNTLET_DATA_DIR): skip without it, fail when REQUIRE_REFERENCE_DATA=1."""
+    root = os.environ.get("GAUNTLET_DATA_DIR")
+    if not root or not Path(root).is_dir():
+        if os.environ.get("REQUIRE_REFERENCE_DATA") == "1":
+            pytest.fail("GAUNTLET_DATA_DIR not set but REQUIRE_REFERENCE_DATA=1")
+        pytest.skip("GAUNTLET_DATA_DIR not set")
+    return Path(root)
+
+
 # A CPU-sized run: mpt-tiny with a 1,024-token local BPE, 5 tokens/param (371 batches of 16 x 128).
 TINY_TRAIN = ["mpt-tiny", "-r", "5", "--set", "model.vocab_size=1024", "--set", "tokenizer.kwargs.vocab_size=1024",
               "--set", "save_interval=40ba"]

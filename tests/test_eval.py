@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from eval.averages import category_report, named_averages, rescaled
 from eval.gauntlet import DEFAULT_GAUNTLET, check_data, load_gauntlet, select
-from tests.conftest import run_cli
+from tests.conftest import gauntlet_dir, run_cli
 
 CATEGORIES = ["world_knowledge", "commonsense_reasoning", "language_understanding",
               "symbolic_problem_solving", "reading_comprehension"]
@@ -112,15 +111,6 @@ def test_missing_data_file_is_reported(tmp_path):
 
 # --- real evaluation on CPU ---------------------------------------------------------------------
 
-def _gauntlet_dir() -> Path:
-    root = os.environ.get("GAUNTLET_DATA_DIR")
-    if not root or not Path(root).is_dir():
-        if os.environ.get("REQUIRE_REFERENCE_DATA") == "1":
-            pytest.fail("GAUNTLET_DATA_DIR not set but REQUIRE_REFERENCE_DATA=1")
-        pytest.skip("GAUNTLET_DATA_DIR not set")
-    return Path(root)
-
-
 @pytest.fixture(scope="module")
 def tiny_run(trained_tiny) -> Path:
     """The session's trained tiny run (conftest.trained_tiny, shared with the train tests)."""
@@ -131,7 +121,7 @@ EVAL_TASKS = "copa,winograd,lambada_openai,svamp,squad"  # MC, schema, LM, QA, a
 
 
 def test_real_cpu_evaluation_of_every_icl_type(tiny_run):
-    data = _gauntlet_dir()
+    data = gauntlet_dir()
     args = ["eval", str(tiny_run), "--data-dir", str(data), "--tasks", EVAL_TASKS, "--limit", "6",
             "--max-seq-len", "1024", "--json"]
     proc = run_cli(*args)
@@ -169,7 +159,7 @@ def test_multiple_choice_accuracy_cross_check(tiny_run):
     choice's continuation tokens) and compare with llm-foundry's metric on every example.
     llm-foundry picks the choice with the lowest per-token perplexity, i.e. the highest *mean*
     log-probability; our sums divided by the token counts agree on every example."""
-    data = _gauntlet_dir()
+    data = gauntlet_dir()
     import torch
     from llmfoundry.eval.metrics import InContextLearningMultipleChoiceAccuracy
     from llmfoundry.utils.builders import build_composer_model, build_icl_evaluators, build_tokenizer

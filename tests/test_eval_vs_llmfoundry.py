@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from eval.gauntlet import DEFAULT_GAUNTLET, load_gauntlet
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, gauntlet_dir, run_cli
 
 PAPER_TASKS = ("copa", "winograd", "lambada_openai")  # multiple choice, schema, language modelling
 CONTROLS = ("word_order", "of_the")
@@ -52,15 +52,6 @@ class Data:
         return {"icl_tasks": tasks, "eval_gauntlet": cfg["eval_gauntlet"]}
 
 
-def _gauntlet_dir() -> Path:
-    root = os.environ.get("GAUNTLET_DATA_DIR")
-    if not root or not Path(root).is_dir():
-        if os.environ.get("REQUIRE_REFERENCE_DATA") == "1":
-            pytest.fail("GAUNTLET_DATA_DIR not set but REQUIRE_REFERENCE_DATA=1")
-        pytest.skip("GAUNTLET_DATA_DIR not set")
-    return Path(root)
-
-
 def _read(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
@@ -75,7 +66,7 @@ def data(tmp_path_factory) -> Data:
     """The first LIMIT examples of each paper task, the two controls, and a Gauntlet YAML naming them."""
     from omegaconf import OmegaConf
 
-    src, out = _gauntlet_dir(), tmp_path_factory.mktemp("gauntlet-first")
+    src, out = gauntlet_dir(), tmp_path_factory.mktemp("gauntlet-first")
     root = out / "data"
     paper_yaml = OmegaConf.to_container(OmegaConf.load(DEFAULT_GAUNTLET), resolve=True)  # read raw, not parsed
     paper = [t for t in paper_yaml["icl_tasks"] if t["label"] in PAPER_TASKS]
