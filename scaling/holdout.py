@@ -18,12 +18,11 @@ import numpy as np
 from ioutil import human
 from scaling.errors import InputError
 from scaling.fit import FitResult, fit_law
-from scaling.runs import MIN_RUNS, NOMINAL_RTOL, RunTable
+from scaling.runs import MIN_RUNS, RunTable
 
 FIELDS = {"params": "params", "n": "params", "tokens_per_param": "tokens_per_param",
           "tokens/param": "tokens_per_param", "ratio": "tokens_per_param"}
 SUFFIXES = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-RATIO_RTOL = 1e-9  # nominal ratios within this (relative) of the bound count as equal to it
 TYPICAL_MAX_RATIO = 100.0  # tokens/param: the "typical" range the paper's Sec. 5 fits on
 _EXPR = re.compile(r"\s*([a-z_/]+)\s*(>=|<=|>|<)\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*([a-z]?)\s*", re.IGNORECASE)
 _EXAMPLES = "e.g. params>1.5B, params<=400M, tokens_per_param>100"
@@ -42,7 +41,7 @@ class HoldoutRule:
         """True for each run this rule holds out."""
         if self.field == "params":
             return _compare(runs.params, self.op, self.value, rtol=0.0)
-        return _compare(filter_ratio(runs), self.op, self.value, rtol=ratio_tolerance(runs))
+        return _compare(filter_ratio(runs), self.op, self.value, rtol=runs.ratio_tolerance())
 
 
 def parse_holdout(expr: str) -> HoldoutRule:
@@ -67,13 +66,6 @@ def filter_ratio(runs: RunTable) -> np.ndarray:
     """Tokens/param of each run as held-out rules and splits compare it: the nominal (planned)
     ratio where known (runs are rounded up to whole batches), else D/N."""
     return runs.nominal_tokens_per_param
-
-
-def ratio_tolerance(runs: RunTable) -> np.ndarray:
-    """Per run, how close (relative) to a bound its ratio counts as equal: RATIO_RTOL for a
-    nominal ratio, ``scaling.runs.NOMINAL_RTOL`` for a bare D/N (as ``--max-tokens-per-param``)."""
-    known = np.zeros(runs.loss.size, dtype=bool) if runs.nominal is None else np.isfinite(runs.nominal)
-    return np.where(known, RATIO_RTOL, NOMINAL_RTOL)
 
 
 def _compare(values: np.ndarray, op: str, bound: float, rtol: float | np.ndarray) -> np.ndarray:
@@ -171,11 +163,11 @@ def long_ratio_split(runs: RunTable) -> Split:
     on the lower half of its distinct ratios (the median included); predict the longer runs."""
     ratios = filter_ratio(runs)
     cut = TYPICAL_MAX_RATIO
-    if not _compare(ratios, ">", cut, ratio_tolerance(runs)).any():
+    if not _compare(ratios, ">", cut, runs.ratio_tolerance()).any():
         distinct = distinct_ratios(ratios)
         cut = float(distinct[(len(distinct) + 1) // 2 - 1])
     return Split("long ratios", f"fit on <= {cut:g} tokens/param, predict the longer runs",
-                 f"tokens_per_param>{cut:g}", _compare(ratios, ">", cut, ratio_tolerance(runs)))
+                 f"tokens_per_param>{cut:g}", _compare(ratios, ">", cut, runs.ratio_tolerance()))
 
 
 def distinct_ratios(ratios: np.ndarray, rtol: float = 1e-3) -> np.ndarray:

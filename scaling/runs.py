@@ -37,6 +37,7 @@ MIN_RUNS = 6  # five coefficients need more runs than that to say anything
 # runs are rounded up to whole batches (the paper's 100 tokens/param runs sit at 100.0003-100.0024,
 # a tiny CPU model's at up to ~0.2% above), while the paper's ratios differ by at least x1.25.
 NOMINAL_RTOL = 0.01
+EXACT_RTOL = 1e-9  # nominal ratios within this (relative) of a bound count as equal to it
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,15 @@ class RunTable:
             return actual
         return np.where(np.isfinite(self.nominal), self.nominal, actual)
 
+    def ratio_tolerance(self) -> np.ndarray:
+        """Per run, how close (relative) to a bound its ratio counts as equal to it: EXACT_RTOL for a
+        nominal ratio, NOMINAL_RTOL for a bare D/N (rounded up to whole batches)."""
+        known = np.zeros(self.loss.size, dtype=bool) if self.nominal is None else np.isfinite(self.nominal)
+        return np.where(known, EXACT_RTOL, NOMINAL_RTOL)
+
     def ratio_at_most(self, max_ratio: float) -> np.ndarray:
-        """Mask: runs planned at <= max_ratio tokens/param. A run with no nominal ratio counts
-        when its D/N is within NOMINAL_RTOL above the cut-off (rounded up to whole batches)."""
-        known = self.nominal if self.nominal is not None else np.full(self.loss.size, np.nan)
-        by_nominal = np.isfinite(known) & (known <= max_ratio * (1 + 1e-9))
-        by_actual = ~np.isfinite(known) & (self.tokens_per_param <= max_ratio * (1 + NOMINAL_RTOL))
-        return by_nominal | by_actual
+        """Mask: runs planned at <= max_ratio tokens/param (within ``ratio_tolerance``)."""
+        return self.nominal_tokens_per_param <= max_ratio * (1 + self.ratio_tolerance())
 
     def select(self, mask: np.ndarray) -> RunTable:
         idx = np.flatnonzero(mask)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,10 +16,7 @@ from train.folder import RunFolder
 
 def existing_record(run_dir: Path) -> dict | None:
     """The run record in ``run_dir`` if that run already finished (then training is a no-op)."""
-    try:
-        return json.loads(RunFolder(run_dir).record.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    return RunFolder(run_dir).read_record()
 
 
 def global_rank() -> int:
