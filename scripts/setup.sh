@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 extras="${1:-dev,train}"
 python3 -m venv .venv
 if .venv/bin/python -m pip install --quiet uv >/dev/null 2>&1 \
-    && .venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints/train.txt -e ".[${extras}]"; then
+    && .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -c constraints/train.txt -e ".[${extras}]"; then
   installer=uv
 else
   echo "uv unavailable or failed; installing with pip" >&2

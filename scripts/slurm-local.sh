@@ -18,7 +18,7 @@ for bin in slurmctld slurmd munged sbatch; do
   command -v "$bin" >/dev/null || { echo "slurm-local: $bin not found (apt-get install slurm-wlm munge)" >&2; exit 2; }
 done
 mkdir -p "$state/spool" "$state/ctld" "$state/log"
-cpus="$(nproc)"
+cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"  # the CPUs we may use; plain nproc also obeys OMP_NUM_THREADS
 mem_mb="$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))"
 cat > "$conf" <<CONF
 ClusterName=beyond-local

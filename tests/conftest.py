@@ -111,13 +111,82 @@ def start_until(cmd: list[str], path: Path, timeout: float) -> subprocess.Popen:
     return proc
 
 
-def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    """Run `python -m beyond ARGS` as a user would; returns the completed process."""
-    proc = subprocess.run([sys.executable, "-m", "beyond", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+def trains(args: tuple[str, ...]) -> bool:
+    """Whether `beyond ARGS` may train or evaluate a model (then it must run in its own process)."""
+    if not args:
+        return False
+    if args[0] == "train":
+        return "--dry-run" not in args and "--help" not in args
+    if args[0] in ("eval", "demo"):
+        return "--help" not in args
+    if args[:2] == ("sweep", "launch"):
+        backend = args[args.index("--backend") + 1] if "--backend" in args[:-1] else "local"
+        return backend == "local" and "--help" not in args
+    return False
+
+
+def run_cli(*args: str, check: bool = False, subprocess_only: bool = False) -> subprocess.CompletedProcess:
+    """`beyond ARGS` as a user would run it; returns the completed process (exit code, stdout,
+    stderr). A command that trains or evaluates (or any, with ``subprocess_only``) runs as
+    `python -m beyond ARGS`. The others (fits, plans, dry runs, validation) run in this process
+    through the same ``beyond.cli.main``: llm-foundry's import (~10 s) is paid once per test
+    worker instead of once per call. tests/test_cli_edges.py keeps every command's bad-input
+    contract (one line, exit 2) checked in a fresh process."""
+    if subprocess_only or trains(args):
+        proc = subprocess.run([sys.executable, "-m", "beyond", *args], capture_output=True, text=True,
+                              cwd=REPO, timeout=300)
+    else:
+        proc = _run_here(args)
     if check and proc.returncode != 0:
         raise AssertionError(f"beyond {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
+
+
+def _run_here(args: tuple[str, ...]) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+
+    from beyond.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(["beyond", *args], code, out.getvalue(), err.getvalue())
+
+
+# --- two workers (pytest-xdist) ------------------------------------------------------------------
+# The suite runs on `-n auto` workers (pyproject addopts) with `--dist loadgroup`: every module is one
+# group, so its module fixtures (a trained run, a Slurm cluster) are built once, on one worker; the
+# modules that share the session's trained tiny run form one group; the longest groups go first.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+    # Workers share the cores: one math thread per training process instead of one per core each,
+    # which oversubscribes the CPU (torch's OpenMP threads spin while they wait for each other).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+TRAINED_TINY_MODULES = {"test_train", "test_eval", "test_eval_vs_llmfoundry"}
+LONGEST_FIRST = ["test_report", "test_distributed", "test_train", "test_eval", "test_eval_vs_llmfoundry",
+                 "test_sweep", "test_validate", "test_bench_gpu", "test_plan", "test_paper_facts"]
+
+
+def _module(item) -> str:
+    return item.path.stem
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Group each module's tests for xdist's loadgroup scheduler and order the longest first."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item), len(rank)))  # stable: module order kept within
+    for item in items:
+        module = _module(item)
+        group = "trained_tiny" if module in TRAINED_TINY_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 # --- no silent skips under CI ----------------------------------------------------------------------

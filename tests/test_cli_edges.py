@@ -71,7 +71,7 @@ BAD = [  # (args, the output path the command was given or None, words the one l
 def test_bad_input(tmp_path, args, out, words):
     (tmp_path / "bad.yaml").write_text("name: x\ngrid: [\n")
     (tmp_path / "bad.csv").write_text("just,a,header\n1,2,3\n")
-    proc = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    proc = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], subprocess_only=True)
     assert "Traceback" not in proc.stderr
     if args[0] == "check":  # the preflight reports the problem in its table and exits 1
         assert proc.returncode == 1 and "data not found" in proc.stdout

@@ -7,6 +7,7 @@ samples are ``tokens`` (int32 arrays of max_seq_len tokens), read by its ``text`
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +34,18 @@ def prepare_mds(files: list[Path], tokenizer_cfg: dict, max_seq_len: int, cache_
     out = cache_dir / f"mds-{dataset_key(files, tokenizer_cfg, max_seq_len)}"
     if (out / "train" / "index.json").is_file():
         return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # One builder per dataset: concurrent launches sharing a cache (a local sweep next to a Slurm
+    # array, parallel test workers) wait for the first one instead of racing it to the rename.
+    with open(cache_dir / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
+        if (out / "train" / "index.json").is_file():
+            return out
+        return _build_mds(files, tokenizer_cfg, max_seq_len, cache_dir, out)
+
+
+def _build_mds(files: list[Path], tokenizer_cfg: dict, max_seq_len: int, cache_dir: Path, out: Path) -> Path:
+    """Tokenise into a temporary folder, then rename it to ``out`` (atomic: never half a dataset)."""
     from llmfoundry.command_utils.data_prep.convert_text_to_mds import ConcatTokensFromFilesDataset
     from llmfoundry.utils.builders import build_tokenizer
     from streaming import MDSWriter
@@ -42,7 +55,6 @@ def prepare_mds(files: list[Path], tokenizer_cfg: dict, max_seq_len: int, cache_
     tokenizer.model_max_length = 5_000_000_000  # as llm-foundry's data prep: no length warnings
     val = files[::VAL_EVERY] if len(files) >= VAL_EVERY else []
     train = [f for f in files if f not in set(val)]
-    cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-mds-"))
     try:
         counts = {}
