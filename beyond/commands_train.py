@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def register(sub) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from train.config import build_run, launched_world_size
-    from train.run import existing_record, run_launcher, run_training, write_config
+    from train.lock import ensure_free, run_lock
+    from train.run import existing_record, global_rank
     from train.zoo import model_yaml
 
     ratio = args.tokens_per_param
@@ -58,9 +60,22 @@ def _train(args: argparse.Namespace) -> int:
     record = existing_record(run_dir)  # a finished run: nothing to do
     if record is not None:
         return _report(record, args, skipped=True)
+    rank0 = global_rank() == 0
+    if rank0:
+        ensure_free(run_dir)  # a run another launch is training: say so before any work
     plan = build_run(args.model, run_dir, tokens_per_param=ratio, data=args.data, cache_dir=args.cache_dir,
                      overrides=args.overrides, allow_repeat=args.allow_repeat,
                      world_size=args.nproc if launcher else launched_world_size())
+    # one launch per run folder: rank 0 (or the process that starts the ranks) holds the lock from
+    # the first write to the end of training; it is taken after validation, so bad input leaves nothing
+    with run_lock(run_dir) if rank0 else contextlib.nullcontext():
+        return _write_and_train(plan, args, launcher)
+
+
+def _write_and_train(plan, args: argparse.Namespace, launcher: bool) -> int:
+    from train.run import run_launcher, run_training, write_config
+
+    run_dir = plan.run_dir
     if args.dry_run:
         write_config(plan)
         sys.stdout.write(f"wrote {run_dir / 'config.yaml'}: {plan.params:,} params, "

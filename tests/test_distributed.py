@@ -136,8 +136,8 @@ def _rank_processes(root_pid: int) -> dict[int, object]:
 
 
 def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
-    """Kill rank 1 of a 2-process run after its first checkpoint: Composer's launcher stops the
-    run; launching it again resumes (resumes = 1) and ends where the uninterrupted run did. (The
+    """Kill rank 1 of a 2-process run after its first checkpoint (a second launch meanwhile is
+    refused: the run is busy): Composer's launcher stops the run; launching it again resumes (resumes = 1) and ends where the uninterrupted run did. (The
     single-process kill and resume is the demo test's, tests/test_report.py.)"""
     run_dir = workdir / "killed-rank"
     cmd = [sys.executable, "-m", "beyond", "train", *SHORT, "--run-dir", str(run_dir), "--cache-dir",
@@ -145,6 +145,9 @@ def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
     # latest-rank0.pt appears once the first checkpoint is complete (linked after the write)
     proc = start_until(cmd, run_dir / "checkpoints" / "latest-rank0.pt", timeout=300)
     try:
+        # a second launch of the same run while it trains: refused at once, naming the first
+        busy = run_cli("train", *SHORT, "--run-dir", str(run_dir), "--cache-dir", str(workdir / "cache"), "--nproc", "2")
+        assert busy.returncode == 2 and "is busy" in busy.stderr and f"pid {proc.pid} on " in busy.stderr, busy.stderr
         ranks = _rank_processes(proc.pid)
         assert set(ranks) == {0, 1}, ranks
         ranks[1].send_signal(signal.SIGKILL)

@@ -17,6 +17,7 @@ from scaling.errors import InputError
 from train.backends.base import Backend, Outcome, RunState
 from train.folder import RunFolder
 from train.launch import run_dir, train_command, write_launch
+from train.lock import RunBusy, run_lock
 
 if TYPE_CHECKING:
     from train.sweep import SweepSpec
@@ -78,27 +79,38 @@ def launch_local(spec: SweepSpec, pending: list[str], nproc: int = 1) -> list[tu
     for name in bar:
         bar.set_postfix_str(name)
         folder = run_dir(spec, name)
-        started = time.time()
-        write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "exit_code": None})
-        files = RunFolder(folder)
-        files.logs.mkdir(parents=True, exist_ok=True)
-        inner = tqdm(desc=f"  {name}", unit="batch", file=sys.stderr, position=1, leave=False)
-        with open(files.train_log, "ab") as log:
-            proc = subprocess.Popen(train_command(files.config, folder, nproc), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, cwd=Path.cwd())
-            for line in proc.stdout:
-                log.write(line)
-                m = _BATCH_RE.search(line)
-                if m:
-                    inner.total = int(m.group(2))
-                    inner.n = int(m.group(1))
-                    inner.refresh()
-            code = proc.wait()
-        inner.close()
-        write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "finished_at": time.time(),
-                              "exit_code": code})
-        results.append((name, code))
+        try:
+            with run_lock(folder):  # one launch per run: a run another launch is training is skipped
+                results.append((name, _train_one(name, folder, nproc)))
+        except RunBusy as busy:
+            tqdm.write(f"skipped {name}: {busy}", file=sys.stderr)
     return results
+
+
+def _train_one(name: str, folder: Path, nproc: int) -> int:
+    """Train one run in its own process, logging to ``<run>/train.log``; returns its exit code."""
+    from tqdm import tqdm
+
+    started = time.time()
+    write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "exit_code": None})
+    files = RunFolder(folder)
+    files.logs.mkdir(parents=True, exist_ok=True)
+    inner = tqdm(desc=f"  {name}", unit="batch", file=sys.stderr, position=1, leave=False)
+    with open(files.train_log, "ab") as log:
+        proc = subprocess.Popen(train_command(files.config, folder, nproc), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, cwd=Path.cwd())
+        for line in proc.stdout:
+            log.write(line)
+            m = _BATCH_RE.search(line)
+            if m:
+                inner.total = int(m.group(2))
+                inner.n = int(m.group(1))
+                inner.refresh()
+        code = proc.wait()
+    inner.close()
+    write_launch(folder, {"backend": "local", "nproc": nproc, "started_at": started, "finished_at": time.time(),
+                          "exit_code": code})
+    return code
 
 
 BACKEND = LocalBackend()
