@@ -148,3 +148,43 @@ def test_window_keeps_the_last_ten():
         state.total_loss_dict = {"loss/train/total": float(i)}
         callback.batch_end(state, None)
     assert list(callback.losses) == [float(i) for i in range(15, 25)] and callback.first_loss == 0.0
+
+
+RANK = """
+import sys
+from types import SimpleNamespace
+import torch
+import torch.distributed as tdist
+from composer.devices import DeviceCPU
+from train.callback import RunRecordCallback
+
+rank, init, loss, samples = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+tdist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+state = SimpleNamespace(device=DeviceCPU(), total_loss_dict={}, timestamp=SimpleNamespace(batch=0),
+                        loss=torch.tensor(loss), batch={"input_ids": torch.zeros(samples, 8, dtype=torch.long)})
+callback = RunRecordCallback("unused.json", params=1)
+callback.fit_start(state, None)
+callback.before_train_batch(state, None)
+callback.after_loss(state, None)
+print(repr(callback._reduced_batch_loss(state)))
+tdist.destroy_process_group()
+"""
+
+
+def test_fallback_all_reduce_over_two_real_ranks(tmp_path):
+    """Two gloo processes with different losses and sample counts: each rank's fallback batch loss
+    is the global sample-weighted mean (2.0 x 4 + 5.0 x 12) / 16 = 4.25, not its own loss, and
+    not the sum over ranks."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, "-c", RANK, str(rank), init, str(loss), str(samples)], cwd=REPO,
+                              env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank, (loss, samples) in enumerate(((2.0, 4), (5.0, 12)))]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(err[-2000:] for _, err in outs)
+    assert [float(out.strip().splitlines()[-1]) for out, _ in outs] == [pytest.approx(4.25, rel=1e-6)] * 2
