@@ -15,8 +15,10 @@ def register(sub) -> None:
         "eval", help="evaluate a checkpoint on the Evaluation Gauntlet",
         description="Run the Gauntlet's ICL tasks (llm-foundry's evaluators) on a run folder, a Composer checkpoint "
         "of one, or a Hugging Face model folder; write per-task accuracy, category averages (baseline subtracted, "
-        "rescaled, tasks weighted equally) and the core average to <run>/eval/gauntlet.json (`beyond sweep collect` joins it into the runs table). "
-        "Missing data files exclude their task and mark its category partial. Reruns skip finished tasks.")
+        "rescaled, tasks weighted equally) and the core average, each with its standard error, to <run>/eval/gauntlet.json "
+        "(`beyond sweep collect` joins it into the runs table) and the same in lm-evaluation-harness's layout to "
+        "<run>/eval/results_lm_eval.json. Missing data files exclude their task and mark its category partial. "
+        "Reruns skip finished tasks.")
     p.add_argument("target", help="run folder, Composer checkpoint (.pt) or Hugging Face model folder")
     p.add_argument("--gauntlet", help="Gauntlet YAML (llm-foundry format; default yamls/eval/gauntlet-paper.yaml)")
     p.add_argument("--data-dir", help="Gauntlet data (llm-foundry local_data layout; default $GAUNTLET_DATA_DIR)")
@@ -28,6 +30,10 @@ def register(sub) -> None:
                    "length; ALiBi models extrapolate, so tiny CPU models can read long few-shot prompts)")
     p.add_argument("--device", choices=("cpu", "gpu"), help="default: gpu if available")
     p.add_argument("--out", type=Path, help="results folder (default <run>/eval)")
+    p.add_argument("--log-samples", action="store_true",
+                   help="also write <out>/samples/<task>.jsonl: one line per example (its data row, the prompt, the "
+                   "gold answer, the model's choice or output, correct 0/1), from llm-foundry's per-example outputs; "
+                   "cached tasks without a log are evaluated again")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(handler=_eval)
 
@@ -62,24 +68,32 @@ def _eval(args) -> int:
             sys.stderr.write(f"beyond: warning: task {label} excluded ({why.split(': ', 1)[1]}); its category is partial\n")
     if not gauntlet.tasks:
         raise InputError("no task left to evaluate (all selected tasks lack data files)")
-    results = evaluate(gauntlet, target, limit=args.limit, batch_size=args.batch_size, device=args.device)
+    results = evaluate(gauntlet, target, limit=args.limit, batch_size=args.batch_size, device=args.device,
+                       log_samples=args.log_samples)
     if args.json:
         sys.stdout.write(dumps(results) + "\n")
         return 0
-    lines = [f"{'task':<30} {'type':<29} {'shots':>5} {'examples':>8} {'accuracy':>8}"]
+    lines = [f"{'task':<30} {'type':<29} {'shots':>5} {'examples':>8} {'accuracy':>8} {'stderr':>8}"]
     for label, r in results["tasks"].items():
-        lines.append(f"{label:<30} {r['icl_task_type']:<29} {r['num_fewshot']:>5} {r['examples']:>8} {r['accuracy']:>8.3f}")
+        lines.append(f"{label:<30} {r['icl_task_type']:<29} {r['num_fewshot']:>5} {r['examples']:>8} "
+                     f"{r['accuracy']:>8.3f} {_pm(r.get('accuracy_stderr'), 3):>8}")
     lines.append("")
     for cat, c in results["categories"].items():
-        avg = "n/a" if c["average"] is None else f"{c['average']:+.4f}"
+        avg = "n/a" if c["average"] is None else f"{c['average']:+.4f} {_pm(c.get('stderr'), 4)}"
         flag = f"  PARTIAL: missing {', '.join(c['missing'])}" if c["partial"] else ""
         lines.append(f"{cat:<30} {avg}{flag}")
     for name, a in results["averages"].items():
-        avg = "n/a" if a["average"] is None else f"{a['average']:+.4f}"
+        avg = "n/a" if a["average"] is None else f"{a['average']:+.4f} {_pm(a.get('stderr'), 4)}"
         lines.append(f"{name:<30} {avg}{'  PARTIAL' if a['partial'] else ''}")
-    lines.append(f"written to {Path(args.out or '') if args.out else 'the run folder'}: gauntlet.json")
+    files = "gauntlet.json, results_lm_eval.json" + (", samples/<task>.jsonl" if args.log_samples else "")
+    lines.append(f"written to {Path(args.out or '') if args.out else 'the run folder'}: {files}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _pm(stderr: float | None, digits: int) -> str:
+    """'+/-0.110' (one standard error), or '+/-n/a' where it is undefined (fewer than 2 examples)."""
+    return "+/-n/a" if stderr is None else f"+/-{stderr:.{digits}f}"
 
 
 def _analyze(args) -> int:

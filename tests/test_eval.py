@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,7 @@ EVAL_TASKS = "copa,winograd,lambada_openai,svamp,squad"  # MC, schema, LM, QA, a
 def test_real_cpu_evaluation_of_every_icl_type(tiny_run):
     data = gauntlet_dir()
     args = ["eval", str(tiny_run), "--data-dir", str(data), "--tasks", EVAL_TASKS, "--limit", "6",
-            "--max-seq-len", "1024", "--json"]
+            "--max-seq-len", "1024", "--log-samples", "--json"]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout)
@@ -132,6 +133,7 @@ def test_real_cpu_evaluation_of_every_icl_type(tiny_run):
         "multiple_choice", "schema", "language_modeling", "generation_task_with_answers"}
     for r in res["tasks"].values():
         assert 0.0 <= r["accuracy"] <= 1.0 and r["examples"] == 6
+    _check_samples_and_stderrs(tiny_run / "eval", res, data)
     if not (data / "reading_comprehension" / "squad.jsonl").exists():
         assert "squad" in res["missing_tasks"] and "beyond: warning: task squad excluded" in proc.stderr
         assert res["categories"]["reading_comprehension"]["partial"]
@@ -152,6 +154,41 @@ def test_real_cpu_evaluation_of_every_icl_type(tiny_run):
     again = run_cli(*args)  # every task cached: nothing is evaluated again
     assert again.returncode == 0 and json.loads(again.stdout)["tasks"] == res["tasks"]
     assert "gauntlet:" not in again.stderr  # no task progress bar: nothing ran
+
+
+def _check_samples_and_stderrs(out: Path, res: dict, data: Path) -> None:
+    """--log-samples: one line per example, numbered by its row in the task file, whose ``correct``
+    values give the reported accuracy exactly (llm-foundry's float32 correct / total); the standard
+    errors beside the accuracies and averages; the lm-eval-shaped file."""
+    import numpy as np
+
+    from eval.stderr import accuracy_stderr
+
+    tasks = {t.label: t for t in load_gauntlet().tasks}
+    for label, r in res["tasks"].items():
+        assert r["samples_file"] == f"samples/{label}.jsonl"
+        rows = [json.loads(line) for line in (out / r["samples_file"]).read_text().splitlines()]
+        assert [row["index"] for row in rows] == list(range(6))
+        source = [json.loads(line) for line in (data / tasks[label].config["dataset_uri"]).open() if line.strip()][:6]
+        assert [row["doc"] for row in rows] == source
+        correct = [row["correct"] for row in rows]
+        assert set(correct) <= {0, 1} and all(row["context"] and "prediction" in row for row in rows)
+        assert float(np.float32(sum(correct)) / np.float32(len(correct))) == r["accuracy"]  # exactly
+        assert sum(correct) / len(correct) == pytest.approx(r["accuracy"], abs=1e-7)
+        assert r["accuracy_stderr"] == pytest.approx(accuracy_stderr(sum(correct) / 6, 6), abs=1e-12)
+        if r["icl_task_type"] in ("multiple_choice", "schema"):  # the gold choice is the row's own
+            assert [row["target_index"] for row in rows] == [row["doc"]["gold"] for row in rows]
+        if r["icl_task_type"] == "language_modeling":
+            assert [row["target"].strip() for row in rows] == [row["doc"]["continuation"].strip() for row in rows]
+    lu = res["categories"]["language_understanding"]  # lambada (baseline 0) and winograd (0.5)
+    se = [res["tasks"]["lambada_openai"]["accuracy_stderr"], res["tasks"]["winograd"]["accuracy_stderr"] / 0.5]
+    assert lu["stderr"] == pytest.approx(math.sqrt(se[0] ** 2 + se[1] ** 2) / 2, abs=1e-12)
+    h = json.loads((out / "results_lm_eval.json").read_text())
+    for label, r in res["tasks"].items():
+        assert h["results"][label]["acc,none"] == r["accuracy"]
+        assert h["results"][label]["acc_stderr,none"] == r["accuracy_stderr"]
+        assert h["n-samples"][label]["effective"] == 6 and h["n-samples"][label]["original"] > 6
+    assert h["groups"]["core_average"]["acc,none"] == res["averages"]["core_average"]["average"]
 
 
 def test_multiple_choice_accuracy_cross_check(tiny_run):
