@@ -112,16 +112,15 @@ def start_until(cmd: list[str], path: Path, timeout: float) -> subprocess.Popen:
 
 
 def trains(args: tuple[str, ...]) -> bool:
-    """Whether `beyond ARGS` may train or evaluate a model (then it must run in its own process)."""
+    """Whether `beyond ARGS` may train or evaluate a model, or launch jobs (then it runs in its own process)."""
     if not args:
         return False
     if args[0] == "train":
         return "--dry-run" not in args and "--help" not in args
     if args[0] in ("eval", "demo"):
         return "--help" not in args
-    if args[:2] == ("sweep", "launch"):
-        backend = args[args.index("--backend") + 1] if "--backend" in args[:-1] else "local"
-        return backend == "local" and "--help" not in args
+    if args[:2] == ("sweep", "launch"):  # every backend: local trains, slurm starts jobs that inherit our env
+        return "--help" not in args
     return False
 
 
@@ -149,7 +148,7 @@ def _run_here(args: tuple[str, ...]) -> subprocess.CompletedProcess:
     from beyond.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    cwd = os.getcwd()
+    cwd, env = os.getcwd(), dict(os.environ)
     os.chdir(REPO)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -157,8 +156,10 @@ def _run_here(args: tuple[str, ...]) -> subprocess.CompletedProcess:
                 code = main(list(args))
             except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
+    finally:  # what a process would have taken with it: its working directory and environment
         os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
     return subprocess.CompletedProcess(["beyond", *args], code, out.getvalue(), err.getvalue())
 
 
