@@ -171,12 +171,26 @@ def test_repeating_data_is_refused_with_both_numbers(small_text, tmp_path):
 
 
 def test_allow_repeat_trains_and_records_epochs(small_text, tmp_path):
+    """--allow-repeat trains and records the epochs. The run also logs to a real MLflow file store
+    (Composer's MLflow logger, named in the config as a sweep's `loggers:` would): the run record's
+    numbers are read back from it under their beyond/* names."""
+    from mlflow.tracking import MlflowClient
+
+    store = f"file://{tmp_path / 'mlruns'}"
+    mlflow = ["--set", f"loggers.mlflow.tracking_uri={store}", "--set", "loggers.mlflow.experiment_name=beyond-test",
+              "--set", "loggers.mlflow.log_system_metrics=false", "--set", "loggers.mlflow.synchronous=true"]
     proc = run_cli("train", "mpt-tiny", *SMALL, "--data", str(small_text), "--run-dir", str(tmp_path / "r"),
-                   "--cache-dir", str(tmp_path / "cache"), "--allow-repeat", "--json")
+                   "--cache-dir", str(tmp_path / "cache"), "--allow-repeat", "--json", *mlflow)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(proc.stdout)
     assert record["tokens"] == 24_576 and record["allow_repeat"] is True
     assert record["epochs"] == pytest.approx(24_576 / record["data_tokens"]) and record["epochs"] > 1
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("beyond-test").experiment_id])
+    assert len(runs) == 1
+    logged = {k: v for k, v in runs[0].data.metrics.items() if k.startswith("beyond/")}
+    assert logged == {f"beyond/{k}": float(record[k]) for k in
+                      ("smoothed_loss", "initial_loss", "params", "tokens", "tokens_per_param", "flops")}
 
 
 def test_cpu_recipes_fit_the_embedded_corpus(tmp_path, data_cache):

@@ -134,6 +134,7 @@ class RunRecordCallback(Callback):
         if self.run_info.get("data_tokens"):
             record["epochs"] = tokens / float(self.run_info["data_tokens"])
         _write_record(self.path, json.dumps(record, indent=2) + "\n")
+        logger.log_metrics(tracker_metrics(record))  # every logger the run's config names (W&B, MLflow, ...)
 
     def state_dict(self) -> dict[str, Any]:
         return {"losses": list(self.losses), "first_loss": self.first_loss, "resumes": self.resumes}
@@ -142,6 +143,17 @@ class RunRecordCallback(Callback):
         self.losses = deque(state.get("losses", []), maxlen=self.window)
         self.first_loss = state.get("first_loss")
         self.resumes = int(state.get("resumes", 0))
+
+
+# The run record's numbers as tracker metrics, under names that stay put (the scaling law is fitted
+# on beyond/smoothed_loss; params and tokens are counts, flops = 6 x params x tokens).
+TRACKER_METRICS = ("smoothed_loss", "initial_loss", "params", "tokens", "tokens_per_param", "flops")
+
+
+def tracker_metrics(record: dict[str, Any]) -> dict[str, float]:
+    """``beyond/<name>`` for each of TRACKER_METRICS the record holds as a number."""
+    return {f"beyond/{name}": float(record[name]) for name in TRACKER_METRICS
+            if isinstance(record.get(name), (int, float))}
 
 
 def reduction_device(device: Any) -> torch.device:
