@@ -113,15 +113,12 @@ def start_until(cmd: list[str], path: Path, timeout: float) -> subprocess.Popen:
 
 def trains(args: tuple[str, ...]) -> bool:
     """Whether `beyond ARGS` may train or evaluate a model, or launch jobs (then it runs in its own process)."""
-    if not args:
+    if not args or "--help" in args:
         return False
     if args[0] == "train":
-        return "--dry-run" not in args and "--help" not in args
-    if args[0] in ("eval", "demo"):
-        return "--help" not in args
-    if args[:2] == ("sweep", "launch"):  # every backend: local trains, slurm starts jobs that inherit our env
-        return "--help" not in args
-    return False
+        return "--dry-run" not in args
+    # sweep launch on every backend: local trains, slurm starts jobs that inherit our environment
+    return args[0] in ("eval", "demo") or args[:2] == ("sweep", "launch")
 
 
 def run_cli(*args: str, check: bool = False, subprocess_only: bool = False) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ through ``RunFolder`` instead of spelling the names out.
     <run>/checkpoints/latest-rank0.pt  Composer's latest checkpoint (autoresume)
     <run>/train.log, <run>/logs/       console log (local backend), other ranks' logs
     <run>/launch.json                  how and when a backend launched it
+    <run>/.lock                        held by the one launch training the run (train/lock.py)
     <run>/eval/gauntlet.json           eval's results (eval writes it; collect joins it in)
 """
 
@@ -49,6 +50,10 @@ class RunFolder:
     @property
     def launch(self) -> Path:
         return self.path / "launch.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / ".lock"
 
     @property
     def eval_dir(self) -> Path:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scaling.errors import InputError
+from train.folder import RunFolder
 
 LOCK_ENV = "BEYOND_RUN_LOCK"
 
@@ -30,7 +31,12 @@ class RunBusy(InputError):
 
 
 def lock_path(folder: Path) -> Path:
-    return Path(folder) / ".lock"
+    return RunFolder(Path(folder)).lock
+
+
+def _held_here(path: Path) -> bool:
+    """Whether this process runs under the launch that holds ``path`` (it started us)."""
+    return os.environ.get(LOCK_ENV) == str(path.resolve())
 
 
 def holder(folder: Path) -> dict:
@@ -58,7 +64,7 @@ def ensure_free(folder: Path) -> None:
     """Raise RunBusy now if another launch holds ``folder``'s lock (a cheap early check that
     creates nothing; ``run_lock`` is what actually excludes)."""
     path = lock_path(folder)
-    if os.environ.get(LOCK_ENV) == str(path.resolve()) or not path.is_file():
+    if _held_here(path) or not path.is_file():
         return
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -74,7 +80,7 @@ def run_lock(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s lock for the ``with`` block; raise RunBusy at once if another launch
     holds it. A no-op inside a process that the holder started."""
     path = lock_path(folder).resolve()
-    if os.environ.get(LOCK_ENV) == str(path):
+    if _held_here(path):
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
