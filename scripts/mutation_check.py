@@ -96,6 +96,13 @@ MUTATIONS: list[Mutation] = [
     # published coefficients (App. A, Table 1)
     Mutation("Chinchilla alpha", "scaling/coefficients.py", "E=1.69, alpha=0.336", "E=1.69, alpha=0.34", PAPER),
     Mutation("Table 1 'all' E", "scaling/coefficients.py", "E=1.45, alpha=0.18", "E=1.40, alpha=0.18", PAPER),
+    # issue 16: tracker metrics, the run lock, eval standard errors
+    Mutation("tracker metric flops dropped", "train/callback.py", '"tokens_per_param", "flops")', '"tokens_per_param")',
+             ("tests/test_validate.py::test_allow_repeat_trains_and_records_epochs",)),
+    Mutation("run lock shared instead of exclusive", "train/lock.py", "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+             "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)", ("tests/test_lock.py",)),
+    Mutation("stderr over n instead of n - 1", "eval/stderr.py", "return math.sqrt(p * (1.0 - p) / (n - 1))",
+             "return math.sqrt(p * (1.0 - p) / n)", ("tests/test_eval_results.py",)),
     # launch lines
     Mutation("Slurm node rank", "train/backends/slurm.py", '--node_rank \\"$SLURM_NODEID\\"',
              "--node_rank 0", SBATCH),
