@@ -3,8 +3,9 @@
 Both train the same tiny CPU config (mpt-tiny, 1,024-token local BPE, 5 tokens/param, 371 batches of
 16 x 128 tokens) in fresh processes, alternating, `--repeats` times each; each worker times only its
 training call (imports excluded). Ours: train.run.run_training (llm-foundry's command_utils.train
-with our run-record callback, autoresume and checkpoints as `beyond train` sets them). Plain: the
-same resolved YAML minus our callback, through llmfoundry.command_utils.train_from_yaml.
+with our run-record callback, autoresume and checkpoints as `beyond train` sets them, and the default
+validation pass on the held-out split at the last batch). Plain: the same resolved YAML minus our
+callback and our eval loader, through llmfoundry.command_utils.train_from_yaml.
 Target: tokens/s ratio ours / plain >= 0.95.  Usage: python -m benchmarks.bench_train [--repeats N]
 """
 
@@ -41,6 +42,8 @@ def worker(mode: str, workdir: Path, name: str) -> None:
 
         cfg = OmegaConf.to_container(plan.config)
         del cfg["callbacks"]["run_record"]
+        for key in ("eval_loader", "eval_interval", "eval_subset_num_batches"):  # train/validation.py's
+            cfg.pop(key, None)
         path = workdir / name / "plain.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))

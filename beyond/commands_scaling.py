@@ -264,7 +264,9 @@ def _register_fit(sub) -> None:
     tok = p.add_mutually_exclusive_group()
     tok.add_argument("--tokens-col", default="Tokens", help="column of training tokens D")
     tok.add_argument("--flops-col", help="column of training FLOPs C instead (D = C / (6 N))")
-    p.add_argument("--loss-col", default="Smoothed Loss", help="column of final (smoothed) loss")
+    p.add_argument("--loss-col", default="Smoothed Loss",
+                   help="column of the final loss to fit: 'Smoothed Loss' (training, the paper's) or 'Val Loss' "
+                   "(held out, as `beyond sweep collect` writes it; for run-record JSON, the record's val_loss)")
     p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K", help="drop the K highest-loss runs")
     p.add_argument("--max-tokens-per-param", type=float, metavar="R", help="keep runs with D/N <= R")
     p.add_argument("--holdout", type=_holdout_rule, metavar="EXPR",

@@ -18,10 +18,11 @@ from scaling.law import TRAIN_FLOPS_PER_PARAM_TOKEN
 # The runs table: the paper's trainingresults.csv columns first (read by `beyond fit` as is), then
 # its Gauntlet columns, then ours. `beyond sweep collect` writes it; read_runs reads it.
 PAPER_COLUMNS = {"params": "Parameters", "tokens": "Tokens", "loss": "Smoothed Loss", "name": "Model Name"}
+VAL_LOSS_COLUMN = "Val Loss"  # ours: the held-out loss at the last batch (train/validation.py)
 RUNS_TABLE_PAPER_COLUMNS = ("Model Name", "Parameters", "Tokens/Params", "Tokens", "Batch Size", "Smoothed Loss")
 GAUNTLET_AVERAGES = ("world_knowledge", "reading_comprehension", "language_understanding", "commonsense_reasoning",
                      "symbolic_problem_solving", "core_average")  # column eval_gauntlet/<name>
-RUNS_TABLE_EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes", "Gauntlet Partial")
+RUNS_TABLE_EXTRA_COLUMNS = ("Run", "FLOPs", "Wall Time (s)", "Resumes", "Gauntlet Partial", VAL_LOSS_COLUMN)
 
 
 def runs_table_header() -> tuple[str, ...]:
@@ -30,6 +31,8 @@ def runs_table_header() -> tuple[str, ...]:
             + RUNS_TABLE_EXTRA_COLUMNS)
 # Keys of our run-record JSON (train/ writes these).
 RECORD_KEYS = {"params": "params", "tokens": "tokens", "loss": "smoothed_loss"}
+# --loss-col on run records: the runs-table column names, or a record key itself
+RECORD_LOSS_KEYS = {PAPER_COLUMNS["loss"]: "smoothed_loss", VAL_LOSS_COLUMN: "val_loss"}
 RECORD_NOMINAL_KEY = "tokens_per_param_requested"  # the ratio the run was planned at
 NOMINAL_COLUMN = "Tokens/Params"  # the paper's CSV (and our runs table): the planned (nominal) ratio
 MIN_RUNS = 6  # five coefficients need more runs than that to say anything
@@ -116,7 +119,7 @@ def read_runs(
     """Read a CSV run table (or run-record JSON file/folder). D = FLOPs / (6 N) with ``flops_col``."""
     path = Path(path)
     if path.is_dir() or path.suffix.lower() == ".json":
-        return _read_records(path)
+        return _read_records(path, RECORD_LOSS_KEYS.get(loss_col, loss_col))
     if not path.is_file():
         raise InputError(f"run table {path}: no such file")
     try:
@@ -172,9 +175,10 @@ def _column(rows: list[dict], name: str, path: Path) -> np.ndarray:
     return np.array(values)
 
 
-def _read_records(path: Path) -> RunTable:
+def _read_records(path: Path, loss_key: str = RECORD_KEYS["loss"]) -> RunTable:
     """Run records: one JSON object per file (a folder of them, or of run folders each holding a
-    ``record.json`` as ``beyond train`` writes) or a JSON list in one file."""
+    ``record.json`` as ``beyond train`` writes) or a JSON list in one file. ``loss_key``: the
+    record's loss to fit (``smoothed_loss``, or ``val_loss``)."""
     if path.is_dir():
         files = sorted(path.glob("*.json")) + sorted(path.glob("*/record.json"))
         if not files:
@@ -191,7 +195,7 @@ def _read_records(path: Path) -> RunTable:
     for rec, where in records:
         if not isinstance(rec, dict):
             raise InputError(f"run record {where}: expected a JSON object")
-        for key, field in RECORD_KEYS.items():
+        for key, field in (RECORD_KEYS | {"loss": loss_key}).items():
             v = rec.get(field)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise InputError(f"run record {where}: {field!r} must be a number > 0, got {v!r}")

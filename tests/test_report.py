@@ -148,6 +148,12 @@ def test_demo_interrupted_and_continued(tmp_path, data_cache):
     assert json.loads((out / "runs" / "tiny-2l-r8" / "record.json").read_text())["resumes"] == 1
     rows = list(csv.DictReader((out / "report" / "runs.csv").open()))
     assert len(rows) == 6
+    for r in rows:  # the held-out loss at the last batch, from each run's record
+        record = json.loads((out / "runs" / r["Run"] / "record.json").read_text())
+        assert float(r["Val Loss"]) == record["val_loss"] and abs(record["val_loss"] - record["smoothed_loss"]) < 0.5
+    for source in (out / "report" / "runs.csv", out / "runs"):  # the law fitted on the held-out loss instead
+        fitted = run_cli("fit", str(source), "--loss-col", "Val Loss", "--json")
+        assert fitted.returncode == 0 and json.loads(fitted.stdout)["n_runs"] == 6, fitted.stderr
     if gauntlet:
         assert "Gauntlet: copa, winograd, lambada_openai (2 examples each)" in done.stderr
         for r in rows:  # collect joined each run's eval results into the runs table

@@ -61,6 +61,23 @@ def test_run_records(tmp_path):
         read_runs(folder)
 
 
+def test_validation_loss_from_records_and_runs_table(tmp_path):
+    """--loss-col 'Val Loss' fits the held-out loss: the runs table's column, or the records' val_loss."""
+    folder = tmp_path / "records"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"r{i}.json").write_text(json.dumps({"params": 1e6, "tokens": 2e7 * (i + 1), "smoothed_loss": 4 - i,
+                                                       "val_loss": 4.5 - i}))
+    assert list(read_runs(folder).loss) == [4, 3]
+    assert list(read_runs(folder, loss_col="Val Loss").loss) == [4.5, 3.5]
+    table = _csv(tmp_path, "Parameters,Tokens,Smoothed Loss,Val Loss\n1e6,2e7,4,4.5\n1e6,4e7,3,\n")
+    with pytest.raises(InputError, match="row 3, column 'Val Loss'"):  # a run without a val split: said, not skipped
+        read_runs(table, loss_col="Val Loss")
+    (folder / "r1.json").write_text(json.dumps({"params": 1e6, "tokens": 4e7, "smoothed_loss": 3, "val_loss": None}))
+    with pytest.raises(InputError, match="'val_loss' must be a number"):
+        read_runs(folder, loss_col="Val Loss")
+
+
 def test_run_folders_as_beyond_train_writes_them(tmp_path):
     for i in range(2):
         run = tmp_path / f"mpt-tiny-r{10 * (i + 1)}"

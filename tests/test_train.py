@@ -79,6 +79,24 @@ def test_tiny_model_trains_end_to_end(tiny_record):
     assert r["resumes"] == 0
 
 
+def test_validation_loss_on_the_held_out_split(trained_tiny, tiny_record):
+    """The held-out loss at the last batch: llm-foundry's eval loader on the data's val split (every
+    20th corpus file), capped at 2% of the run's training tokens, read by the run record."""
+    from omegaconf import OmegaConf
+
+    r = tiny_record
+    cfg = OmegaConf.to_container(OmegaConf.load(trained_tiny.path / "config.yaml"))
+    assert cfg["eval_loader"]["dataset"]["split"] == "val" and cfg["eval_loader"]["dataset"]["shuffle"] is False
+    assert cfg["eval_loader"]["dataset"]["local"] == cfg["train_loader"]["dataset"]["local"]
+    assert cfg["eval_interval"] == f"{r['batches']}ba"  # one pass, at the last batch
+    per_batch = 16 * 128
+    assert cfg["eval_subset_num_batches"] == math.floor(0.02 * r["tokens"] / per_batch) == 7
+    assert r["val_tokens_per_pass"] == 7 * per_batch < r["val_split_tokens"]
+    assert r["val_tokens"] == 7 * 16 * 127  # targets: each sequence predicts its 127 next tokens
+    # a loss in nats, near the training loss (LanguageCrossEntropy, not perplexity or accuracy)
+    assert math.isfinite(r["val_loss"]) and abs(r["val_loss"] - r["smoothed_loss"]) < 0.5
+
+
 def test_rerun_is_a_noop(trained_tiny, data_cache, tiny_record):
     record_file = trained_tiny.path / "record.json"
     checkpoints = sorted((p.name, p.stat().st_mtime_ns) for p in (trained_tiny.path / "checkpoints").iterdir())

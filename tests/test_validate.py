@@ -10,6 +10,7 @@ refused with both numbers, unless ``--allow-repeat`` (then the record stores the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -154,7 +155,8 @@ def small_text(tmp_path_factory) -> Path:
         text += f.read_text(errors="ignore")
         if len(text) > 30_000:
             break
-    (folder / "a.txt").write_text(text[:30_000])
+    for i in range(20):  # 20 files: train/data.py keeps the first (every 20th) for the val split
+        (folder / f"{i:02d}.txt").write_text(text[i * 1500:(i + 1) * 1500])
     return folder
 
 
@@ -173,24 +175,30 @@ def test_repeating_data_is_refused_with_both_numbers(small_text, tmp_path):
 def test_allow_repeat_trains_and_records_epochs(small_text, tmp_path):
     """--allow-repeat trains and records the epochs. The run also logs to a real MLflow file store
     (Composer's MLflow logger, named in the config as a sweep's `loggers:` would): the run record's
-    numbers are read back from it under their beyond/* names."""
+    numbers are read back from it under their beyond/* names. Validation every 5 of the 12 batches:
+    Composer runs the last pass after FIT_END, and the record waits for it."""
     from mlflow.tracking import MlflowClient
 
     store = f"file://{tmp_path / 'mlruns'}"
     mlflow = ["--set", f"loggers.mlflow.tracking_uri={store}", "--set", "loggers.mlflow.experiment_name=beyond-test",
               "--set", "loggers.mlflow.log_system_metrics=false", "--set", "loggers.mlflow.synchronous=true"]
     proc = run_cli("train", "mpt-tiny", *SMALL, "--data", str(small_text), "--run-dir", str(tmp_path / "r"),
-                   "--cache-dir", str(tmp_path / "cache"), "--allow-repeat", "--json", *mlflow)
+                   "--cache-dir", str(tmp_path / "cache"), "--allow-repeat", "--json", "--set", "eval_interval=5ba", *mlflow)
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(proc.stdout)
     assert record["tokens"] == 24_576 and record["allow_repeat"] is True
     assert record["epochs"] == pytest.approx(24_576 / record["data_tokens"]) and record["epochs"] > 1
+    # one eval batch (2% of 24,576 tokens is less): the whole val split, 1,024 tokens, 127 targets per sequence
+    assert math.isfinite(record["val_loss"]) and record["val_split_tokens"] == 1024 and record["val_tokens"] == 8 * 127
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("beyond-test").experiment_id])
     assert len(runs) == 1
     logged = {k: v for k, v in runs[0].data.metrics.items() if k.startswith("beyond/")}
     assert logged == {f"beyond/{k}": float(record[k]) for k in
-                      ("smoothed_loss", "initial_loss", "params", "tokens", "tokens_per_param", "flops")}
+                      ("smoothed_loss", "val_loss", "initial_loss", "params", "tokens", "tokens_per_param", "flops")}
+    passes = client.get_metric_history(runs[0].info.run_id, "metrics/eval/LanguageCrossEntropy")
+    assert [m.step for m in passes] == [5, 10, 12]  # every 5 batches, and the last (after FIT_END)
+    assert passes[-1].value == pytest.approx(record["val_loss"])
 
 
 def test_cpu_recipes_fit_the_embedded_corpus(tmp_path, data_cache):

@@ -16,6 +16,12 @@ another trainer), the callback falls back to its own sum: each microbatch's loss
 accumulated on the device Composer trains on, all-reduced over ranks at the batch's end.
 The loss window, the first batch's loss and the resume count are checkpointed with the trainer,
 so a resumed run reports the same numbers as an uninterrupted one.
+
+Validation loss (``train/validation.py``): after each pass of the evaluator labelled ``eval``
+(the held-out split) the callback keeps its ``LanguageCrossEntropy`` (mean loss per held-out token,
+all ranks) and the tokens it averaged over. The record's ``val_loss`` is the pass at the last
+batch. When that pass runs after FIT_END (an ``eval_interval`` that does not divide the run),
+the record is written once it is done.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from composer.utils import dist
 
 from ioutil import write_atomic
 from scaling.law import training_flops
+from train.validation import VAL_LABEL
 
 RECORD_VERSION = 2
 TOTAL_LOSS_KEY = "loss/train/total"
+VAL_METRIC = "LanguageCrossEntropy"  # composer's mean cross-entropy per (non-ignored) target token
 
 
 class RunRecordCallback(Callback):
@@ -55,6 +63,10 @@ class RunRecordCallback(Callback):
         self._last_loss_dict: Any = None
         self._loss_sum: torch.Tensor | None = None  # fallback: sum of loss x samples, on the device
         self._samples = 0  # fallback: samples in the batch so far on this rank (host int)
+        self.val_loss: float | None = None  # the latest validation pass: loss per held-out token (nats)
+        self.val_tokens: int | None = None  # held-out tokens it averaged over (all ranks)
+        self.val_batch: int | None = None  # the batch it ran after
+        self._unwritten: dict[str, Any] | None = None  # a record waiting for the final validation pass
 
     def fit_start(self, state: State, logger: Logger) -> None:
         if int(state.timestamp.batch) > 0:
@@ -106,9 +118,44 @@ class RunRecordCallback(Callback):
         total, samples = (float(v) for v in local.tolist())
         return total / samples if samples > 0 else None
 
+    def eval_end(self, state: State, logger: Logger) -> None:
+        """Keep the held-out loss of a validation pass (every rank takes part in the reduction)."""
+        evaluator = getattr(state, "dataloader_label", None)
+        metric = (getattr(state, "eval_metrics", None) or {}).get(VAL_LABEL, {}).get(VAL_METRIC)
+        if evaluator != VAL_LABEL or metric is None:
+            return
+        self.val_loss = float(metric.compute())
+        tokens = metric.total_items.detach().clone().reshape(1)  # this rank's tokens; compute() leaves it local
+        if dist.get_world_size() > 1:
+            dist.all_reduce(tokens, reduce_operation="SUM")
+        self.val_tokens, self.val_batch = int(tokens.item()), int(state.timestamp.batch)
+        if self._unwritten is not None and dist.get_global_rank() == 0:
+            self._write(self._unwritten, logger)
+
     def fit_end(self, state: State, logger: Logger) -> None:
         if dist.get_global_rank() != 0:
             return
+        record = self._record(state)
+        if _validates(state) and self.val_batch != record["batches"]:
+            self._unwritten = record  # Composer runs the last validation pass after FIT_END: write then
+            return
+        self._write(record, logger)
+
+    def close(self, state: State, logger: Logger) -> None:
+        """A record still waiting for a validation pass that never came: write it without one."""
+        if self._unwritten is not None:
+            self._unwritten["val_loss_note"] = "no validation pass ran at the last batch"
+            self._write(self._unwritten, None)
+
+    def _write(self, record: dict[str, Any], logger: Logger | None) -> None:
+        self._unwritten = None
+        measured = self.val_batch == record["batches"]  # a validation pass at the last batch
+        record.update(val_loss=self.val_loss if measured else None, val_tokens=self.val_tokens if measured else None)
+        _write_record(self.path, json.dumps(record, indent=2) + "\n")
+        if logger is not None:
+            logger.log_metrics(tracker_metrics(record))  # every logger the run's config names (W&B, MLflow, ...)
+
+    def _record(self, state: State) -> dict[str, Any]:
         losses = list(self.losses)
         smoothed = sum(losses) / len(losses) if losses else math.nan
         tokens = int(state.timestamp.token)
@@ -133,27 +180,33 @@ class RunRecordCallback(Callback):
         }
         if self.run_info.get("data_tokens"):
             record["epochs"] = tokens / float(self.run_info["data_tokens"])
-        _write_record(self.path, json.dumps(record, indent=2) + "\n")
-        logger.log_metrics(tracker_metrics(record))  # every logger the run's config names (W&B, MLflow, ...)
+        return record
 
     def state_dict(self) -> dict[str, Any]:
-        return {"losses": list(self.losses), "first_loss": self.first_loss, "resumes": self.resumes}
+        return {"losses": list(self.losses), "first_loss": self.first_loss, "resumes": self.resumes,
+                "val_loss": self.val_loss, "val_tokens": self.val_tokens, "val_batch": self.val_batch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.losses = deque(state.get("losses", []), maxlen=self.window)
         self.first_loss = state.get("first_loss")
         self.resumes = int(state.get("resumes", 0))
+        self.val_loss, self.val_tokens, self.val_batch = (state.get(k) for k in ("val_loss", "val_tokens", "val_batch"))
 
 
 # The run record's numbers as tracker metrics, under names that stay put (the scaling law is fitted
 # on beyond/smoothed_loss; params and tokens are counts, flops = 6 x params x tokens).
-TRACKER_METRICS = ("smoothed_loss", "initial_loss", "params", "tokens", "tokens_per_param", "flops")
+TRACKER_METRICS = ("smoothed_loss", "val_loss", "initial_loss", "params", "tokens", "tokens_per_param", "flops")
 
 
 def tracker_metrics(record: dict[str, Any]) -> dict[str, float]:
     """``beyond/<name>`` for each of TRACKER_METRICS the record holds as a number."""
     return {f"beyond/{name}": float(record[name]) for name in TRACKER_METRICS
             if isinstance(record.get(name), (int, float))}
+
+
+def _validates(state: State) -> bool:
+    """Whether the run has the validation evaluator (train/validation.py)."""
+    return any(getattr(e, "label", None) == VAL_LABEL for e in getattr(state, "evaluators", None) or [])
 
 
 def reduction_device(device: Any) -> torch.device:

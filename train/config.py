@@ -160,6 +160,11 @@ def build_run(
             batches = int(m.group(1))
             tokens = batches * batch_tokens
 
+    from train.validation import add_validation
+
+    val_info = add_validation(container, dataset, seq, world_size=max(world_size, launched), launched=launched,
+                              run_tokens=tokens)
+    val_info = {key: val_info.get(key, previous.get(key)) for key in ("val_split_tokens", "val_tokens_per_pass")}
     data_tokens = previous.get("data_tokens") if launched > 1 else _data_tokens(dataset, seq)
     if tokens is not None and data_tokens and tokens > data_tokens and not allow_repeat:
         raise InputError(
@@ -189,6 +194,7 @@ def build_run(
             "data_tokens": data_tokens,
             "allow_repeat": bool(allow_repeat or previous.get("allow_repeat")),
             "checkpoint_folder": str(run_dir / "checkpoints"),
+            **val_info,
         },
     }
     container["callbacks"] = callbacks

@@ -39,27 +39,29 @@ class DatasetSize:
     bytes: int | None = None
 
 
-def dataset_tokens(data: str, *, max_seq_len: int | None = None, split: str = "train") -> DatasetSize:
+def dataset_tokens(data: str, *, max_seq_len: int | None = None, split: str = "train",
+                   strict: bool = False) -> DatasetSize:
     """Count the training tokens (samples x max_seq_len) of a local or remote MDS dataset.
 
     ``max_seq_len`` (tokens per sample): from the argument, else the dataset's ``dataset.json``,
     else the fixed shape of the token column, else the length of the first sample (which reads,
     and for a remote dataset downloads, one shard). Raises ``InputError`` naming the path when the
-    dataset, its index or its sequence length cannot be read."""
+    dataset, its index or its sequence length cannot be read. ``strict``: only ``<split>/index.json``
+    counts (no fallback to a split-less ``index.json``), so a missing split is an error."""
     if max_seq_len is not None and int(max_seq_len) <= 0:
         raise InputError(f"max_seq_len must be positive, got {max_seq_len}")
     if is_remote(data):
-        return _remote_tokens(data.rstrip("/"), max_seq_len, split)
+        return _remote_tokens(data.rstrip("/"), max_seq_len, split, strict)
     root = Path(data)
     if not root.exists():
         raise InputError(f"dataset not found: {data}")
     if not root.is_dir():
         raise InputError(f"not an MDS dataset folder: {data}")
     index = root / split / "index.json"
-    if not index.is_file():
+    if not index.is_file() and not strict:
         index = root / "index.json"
     if not index.is_file():
-        raise InputError(f"no MDS index in {data} (looked for {split}/index.json and index.json)")
+        raise InputError(f"no MDS index in {data} (looked for {_looked_for(split, strict)})")
     return _count(index, root / "dataset.json", max_seq_len, "MDS index", fetch=lambda name, dest: None)
 
 
@@ -74,11 +76,15 @@ def _download(uri: str, dest: Path) -> None:
     get_file(uri, str(dest), overwrite=True, progress_bar=False)
 
 
-def _remote_tokens(uri: str, max_seq_len: int | None, split: str) -> DatasetSize:
+def _looked_for(split: str, strict: bool) -> str:
+    return f"{split}/index.json" if strict else f"{split}/index.json and index.json"
+
+
+def _remote_tokens(uri: str, max_seq_len: int | None, split: str, strict: bool = False) -> DatasetSize:
     tmp = Path(tempfile.mkdtemp(prefix="beyond-index-"))
     try:
         index = None
-        for rel in (f"{split}/index.json", "index.json"):
+        for rel in (f"{split}/index.json",) if strict else (f"{split}/index.json", "index.json"):
             dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -90,7 +96,7 @@ def _remote_tokens(uri: str, max_seq_len: int | None, split: str) -> DatasetSize
             index = dest
             break
         if index is None:
-            raise InputError(f"no MDS index at {uri} (looked for {split}/index.json and index.json)")
+            raise InputError(f"no MDS index at {uri} (looked for {_looked_for(split, strict)})")
         info = tmp / "dataset.json"
         if max_seq_len is None:
             try:

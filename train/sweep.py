@@ -227,8 +227,13 @@ def collect(spec: SweepSpec) -> tuple[str, int]:
                          rec["tokens"], rec.get("global_train_batch_size", ""), repr(float(rec["smoothed_loss"])),
                          *_gauntlet_cells(evaluated),
                          run.name, rec.get("flops", ""), rec.get("wall_time_s", ""), rec.get("resumes", ""),
-                         _gauntlet_partial(evaluated)])
+                         _gauntlet_partial(evaluated), _number(rec.get("val_loss"))])
     return buf.getvalue(), missing
+
+
+def _number(value) -> str:
+    """A cell for a float that may be missing (blank)."""
+    return "" if value is None else repr(float(value))
 
 
 def _gauntlet_cells(evaluated: dict | None) -> list:
