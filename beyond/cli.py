@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from beyond import (
         commands_check,
+        commands_data,
         commands_demo,
         commands_eval,
+        commands_export,
         commands_plan,
         commands_scaling,
         commands_sweep,
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands_plan.register(sub)
     commands_demo.register(sub)
     commands_check.register(sub)
+    commands_export.register(sub)
+    commands_data.register(sub)
     return parser
 
 

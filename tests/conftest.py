@@ -118,7 +118,8 @@ def trains(args: tuple[str, ...]) -> bool:
     if args[0] == "train":
         return "--dry-run" not in args
     # sweep launch on every backend: local trains, slurm starts jobs that inherit our environment
-    return args[0] in ("eval", "demo") or args[:2] == ("sweep", "launch")
+    # data prep: llm-foundry's converters start worker processes
+    return args[0] in ("eval", "demo", "data") or args[:2] == ("sweep", "launch")
 
 
 def run_cli(*args: str, check: bool = False, subprocess_only: bool = False) -> subprocess.CompletedProcess:
@@ -168,7 +169,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
     # Workers share the cores: one math thread per training process instead of one per core each,
     # which oversubscribes the CPU (torch's OpenMP threads spin while they wait for each other).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-TRAINED_TINY_MODULES = {"test_train", "test_eval", "test_eval_vs_llmfoundry"}
+TRAINED_TINY_MODULES = {"test_train", "test_eval", "test_eval_vs_llmfoundry", "test_export"}
 LONGEST_FIRST = ["test_report", "test_distributed", "test_train", "test_eval", "test_eval_vs_llmfoundry",
                  "test_sweep", "test_validate", "test_bench_gpu", "test_plan", "test_paper_facts"]
 

@@ -29,8 +29,9 @@ SUBCOMMANDS = _subcommands(build_parser())
 def test_every_documented_command_is_found():
     top = {c[0] for c in SUBCOMMANDS}
     assert top == {"optimize", "fit", "law", "tables", "train", "sweep", "eval", "analyze", "report", "plan",
-                   "demo", "check"}
+                   "demo", "check", "export", "data"}
     assert {("sweep", s) for s in ("plan", "launch", "status", "collect")} <= set(SUBCOMMANDS)
+    assert ("data", "prep") in set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS, ids=" ".join)
@@ -64,6 +65,7 @@ BAD = [  # (args, the output path the command was given or None, words the one l
     (["optimize", "cost", "--like-params", "7B", "--requests", "1e9", "--train-mfu", "1.5"], None, "mfu"),
     (["law", "--params", "7B", "--tokens", "-1"], None, "--tokens must be > 0"),
     (["tables", "--runs", "{tmp}/missing.csv"], None, "no such file"),
+    (["export", "{tmp}/no-run", "--out", "{tmp}/out"], "out", "run folder not found"),
 ]
 
 
