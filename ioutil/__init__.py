@@ -90,6 +90,12 @@ def one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (the type alone when there is no message)."""
+    text = one_line(exc)
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
 @contextlib.contextmanager
 def stdout_to_stderr():
     """Send everything written to file descriptor 1 (Python or native code) to 2 meanwhile, so a

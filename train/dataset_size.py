@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ioutil import error_line
 from scaling.errors import InputError
 from train.config import is_remote
 
@@ -92,7 +93,7 @@ def _remote_tokens(uri: str, max_seq_len: int | None, split: str, strict: bool =
             except FileNotFoundError:
                 continue
             except Exception as exc:  # noqa: BLE001 - credentials, network, unknown scheme: one line
-                raise InputError(f"cannot download {uri}/{rel}: {_one_line(exc)}") from None
+                raise InputError(f"cannot download {uri}/{rel}: {error_line(exc)}") from None
             index = dest
             break
         if index is None:
@@ -109,17 +110,13 @@ def _remote_tokens(uri: str, max_seq_len: int | None, split: str, strict: bool =
             try:
                 _download(f"{prefix}/{name}", dest)
             except Exception as exc:  # noqa: BLE001
-                raise InputError(f"cannot download {prefix}/{name}: {_one_line(exc)}") from None
+                raise InputError(f"cannot download {prefix}/{name}: {error_line(exc)}") from None
 
         size = _count(index, info, max_seq_len, "remote MDS index", fetch)
         return DatasetSize(size.tokens, size.sequences, f"{size.source} ({uri})", size.seq_len, size.bytes)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 # --- counting -----------------------------------------------------------------------------------
@@ -241,4 +238,4 @@ def _first_sample(index: Path, shard: dict, fetch: Callable[[str, Path], None]) 
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - missing/corrupt shard, bad encoding: one line
-            raise InputError(f"cannot read the first sample of {index.parent}: {_one_line(exc)}") from None
+            raise InputError(f"cannot read the first sample of {index.parent}: {error_line(exc)}") from None
