@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def register(sub) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from train.checkpoints import check_requeued
     from train.config import build_run, launched_world_size
+    from train.folder import RunFolder
     from train.lock import ensure_free, run_lock
     from train.run import existing_record, global_rank
     from train.zoo import model_yaml
@@ -63,6 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     rank0 = global_rank() == 0
     if rank0:
         ensure_free(run_dir)  # a run another launch is training: say so before any work
+        check_requeued(RunFolder(run_dir))  # a requeued Slurm job whose checkpoints are gone: do not start over
     plan = build_run(args.model, run_dir, tokens_per_param=ratio, data=args.data, cache_dir=args.cache_dir,
                      overrides=args.overrides, allow_repeat=args.allow_repeat,
                      world_size=args.nproc if launcher else launched_world_size())
@@ -73,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _write_and_train(plan, args: argparse.Namespace, launcher: bool) -> int:
-    from train.run import run_launcher, run_training, write_config
+    from train.preemption import Preempted
+    from train.run import REPORTING_PARENT, global_rank, run_launcher, run_training, write_config
 
     run_dir = plan.run_dir
     if args.dry_run:
@@ -83,6 +88,10 @@ def _write_and_train(plan, args: argparse.Namespace, launcher: bool) -> int:
         return 0
     try:
         record = run_launcher(plan, args.nproc) if launcher else run_training(plan)
+    except Preempted as exc:  # checkpointed on SIGTERM/SIGUSR1: a relaunch or requeue resumes
+        if global_rank() == 0 and REPORTING_PARENT not in os.environ:  # under `--nproc N` the parent says it
+            sys.stderr.write(f"beyond: {run_dir.name}: {exc}\n")
+        return exc.exit_code
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - a failed run is one line, the log above has the rest

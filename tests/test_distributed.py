@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,56 @@ def test_killed_rank_resumes_from_checkpoint(workdir, two_ranks):
     assert "set aside ep0-ba9000-rank0.pt" in proc.stderr
     assert record["resumes"] == 1
     _close(two_ranks, record)
+
+
+def test_time_limit_signal_checkpoints_requeues_and_the_rerun_resumes(workdir, single, tmp_path):
+    """SIGUSR1 (what the sbatch scripts ask Slurm to send before the time limit) to a training
+    process inside a Slurm job: it checkpoints the batch it reached, past the periodic checkpoint,
+    asks Slurm to requeue the job (a stand-in `scontrol` on PATH records the call) and exits 138
+    with one line; the rerun resumes from that batch and ends exactly where the uninterrupted run
+    (a) did. (SIGTERM, on two ranks under the real one-node Slurm: tests/test_sweep.py.)"""
+    run_dir = workdir / "usr1"
+    calls = tmp_path / "scontrol.calls"
+    fake = tmp_path / "bin" / "scontrol"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "SLURM_JOB_ID": "777", "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "beyond", "train", *SHORT, "--run-dir", str(run_dir), "--cache-dir",
+           str(workdir / "cache")]
+    log = workdir / "usr1.stderr"
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    link = run_dir / "checkpoints" / "latest-rank0.pt"
+    deadline = time.time() + 300
+    while not link.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert link.exists(), "no first checkpoint"
+    proc.send_signal(signal.SIGUSR1)
+    proc.wait(timeout=120)
+    err = log.read_text()
+    assert proc.returncode == 128 + signal.SIGUSR1, err[-3000:]
+    line = [ln for ln in err.splitlines() if ln.startswith("beyond:")]
+    assert len(line) == 1 and "usr1: stopped on SIGUSR1: checkpointed batch" in line[0], err[-3000:]
+    assert "asked Slurm to requeue job 777" in line[0] and calls.read_text() == "requeue 777\n"
+    batch = int(line[0].split("checkpointed batch ")[1].split(";")[0])
+    assert 10 <= batch < BATCHES and os.path.realpath(link).endswith(f"-ba{batch}-rank0.pt")
+    assert not (run_dir / "record.json").exists()
+    record = _record(_train(workdir, "usr1"))
+    assert record["resumes"] == 1 and record["batches"] == BATCHES
+    for key in ("initial_loss", "smoothed_loss", "val_loss"):  # same process count: the same numbers
+        assert record[key] == pytest.approx(single[key], rel=1e-6, abs=1e-7), key
+
+
+def test_requeued_job_without_its_checkpoint_folder_is_refused(tmp_path, monkeypatch):
+    """A requeued Slurm job (SLURM_RESTART_COUNT >= 1) whose checkpoint folder is gone would train
+    from scratch: one line, exit 2, nothing written."""
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    run_dir = tmp_path / "gone"
+    proc = run_cli("train", *SHORT, "--run-dir", str(run_dir))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Slurm job 4711 is a requeue (restart 1)" in proc.stderr
+    assert "checkpoint folder" in proc.stderr and not run_dir.exists()
 
 
 def test_readme_nproc_line_is_documented():

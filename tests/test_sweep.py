@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, require_train_extra, run_cli
+from train.backends.slurm import node_launch_line
 
 require_train_extra()
 
@@ -134,12 +136,17 @@ def test_mcli_run_yamls_pass_mcli_loader(paper_plan, tmp_path):
 def test_multinode_sbatch_script(paper_plan):
     proc = run_cli("sweep", "launch", "paper", "--data", "s3://my-bucket/mds", "--out", str(paper_plan["dir"]),
                    "--backend", "slurm", "--dry-run", "--nodes", "4", "--gpus-per-node", "8", "--partition", "a100",
-                   "--time", "48:00:00", "--account", "lm", "--json")
+                   "--time", "48:00:00", "--account", "lm", "--signal-lead", "600", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    script = Path(json.loads(proc.stdout)["scripts"][0]).read_text()
+    path = Path(json.loads(proc.stdout)["scripts"][0])
+    script = path.read_text()
     for line in ("#SBATCH --nodes=4", "#SBATCH --gpus-per-node=8", "#SBATCH --partition=a100",
-                 "#SBATCH --time=48:00:00", "#SBATCH --account=lm", "#SBATCH --ntasks-per-node=1"):
+                 "#SBATCH --time=48:00:00", "#SBATCH --account=lm", "#SBATCH --ntasks-per-node=1",
+                 "#SBATCH --requeue", "#SBATCH --signal=USR1@600"):  # preemptible: requeue, and a warning
         assert line in script
+    # Composer's launcher ignores the signals its ranks act on, so it outlives them and reports their exit
+    line = node_launch_line((paper_plan["dir"] / path.stem).resolve(), 8)
+    assert line.startswith("trap '' TERM USR1; exec ") and shlex.quote(line) in script
     assert "composer -n 8 --world_size" in script and "WORLD_SIZE=$(( SLURM_NNODES * 8 ))" in script
     assert "/logs/rank{rank}" in script and ".stderr.log" in script
     assert '--node_rank "$SLURM_NODEID"' in script and "scontrol show hostnames" in script
@@ -176,7 +183,10 @@ SLURM_SMOKE = SMOKE.replace("save_interval=50ba]", "save_interval=50ba, model.d_
 
 
 def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch, data_cache):
-    """Each job runs 2 tasks: srun starts Composer's launcher, which starts 2 gloo ranks."""
+    """Each job runs 2 tasks: srun starts Composer's launcher, which starts 2 gloo ranks. Once the job
+    has its first checkpoint it is requeued (`scontrol requeue`, what preemption does): Slurm sends
+    SIGTERM, both ranks checkpoint the batch they reached, the job goes back to the queue, starts
+    again and resumes; its record equals an uninterrupted run of the same config."""
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
     spec, out = _spec(tmp_path, "slurm-smoke", SLURM_SMOKE), tmp_path / "sweep"
     out.mkdir()
@@ -192,7 +202,19 @@ def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch, data_cache):
     assert sorted(jobs) == ["mpt-tiny-r4"]
     again = run_cli(*args, "--json")  # queued/running jobs are not submitted twice
     assert json.loads(again.stdout)["pending"] == [] and json.loads(again.stdout)["skipped"] == 1
+    name, job = next(iter(jobs.items()))
+    link = out / name / "checkpoints" / "latest-rank0.pt"
     deadline = time.time() + 600
+    while not link.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert link.exists(), "the job made no checkpoint"
+    requeue = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    assert requeue.returncode == 0, requeue.stderr
+    # Slurm holds a requeued job back about two minutes (its begin time); here it may start at once
+    while subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip() \
+            not in ("PENDING", "") and time.time() < deadline:
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True)
     while time.time() < deadline:
         status = json.loads(run_cli("sweep", "status", str(spec), "--out", str(out), "--json").stdout)
         states = {r["name"]: r["state"] for r in status["runs"]}
@@ -202,12 +224,20 @@ def test_real_slurm_sweep(slurm_cluster, tmp_path, monkeypatch, data_cache):
     assert states == {"mpt-tiny-r4": "done"}, status
     collected = run_cli("sweep", "collect", str(spec), "--out", str(out), "--json")
     assert json.loads(collected.stdout)["runs"] == 1
-    for name, job in jobs.items():
-        log = (out / name / f"slurm-{job}.out").read_text()
-        assert "trained;" in log  # the job itself ran `beyond train` under Composer's launcher
-        record = json.loads((out / name / "record.json").read_text())
-        assert record["world_size"] == 2 and record["loss_source"] == "composer"
-        assert (out / name / "logs" / "rank1.stderr.log").is_file()  # rank 1's own log
+    log = (out / name / f"slurm-{job}.out").read_text()  # both starts of the job append to it
+    assert "trained;" in log  # the job itself ran `beyond train` under Composer's launcher
+    assert "stopped on SIGTERM: checkpointed batch" in log, log[-3000:]
+    record = json.loads((out / name / "record.json").read_text())
+    assert record["world_size"] == 2 and record["loss_source"] == "composer"
+    assert record["resumes"] >= 1
+    assert (out / name / "logs" / "rank1.stderr.log").is_file()  # rank 1's own log
+    # the same resolved config, trained without interruption on 2 ranks
+    ref = run_cli("train", str(out / name / "config.yaml"), "--run-dir", str(tmp_path / "ref"), "--nproc", "2",
+                  "--json")
+    uninterrupted = json.loads(ref.stdout)
+    assert uninterrupted["resumes"] == 0 and uninterrupted["tokens"] == record["tokens"]
+    for key in ("initial_loss", "smoothed_loss", "val_loss"):
+        assert record[key] == pytest.approx(uninterrupted[key], rel=1e-6), key
 
 
 @pytest.mark.parametrize("text, needle", [

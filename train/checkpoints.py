@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from scaling.errors import InputError
 from train.folder import RunFolder
 
 CHECKPOINT_NAME = re.compile(r"ep(\d+)-ba(\d+)-rank(\d+)\.pt")
@@ -49,6 +50,18 @@ def unfinished_checkpoints(folder: RunFolder) -> list[Path]:
         if batch is not None and batch > resume and not path.is_symlink() and path.is_file():
             late.append(path)
     return sorted(late)
+
+
+def check_requeued(folder: RunFolder) -> None:
+    """A requeued Slurm job (``SLURM_RESTART_COUNT`` >= 1) must find the checkpoint folder that the
+    launch made (``write_config`` and the Slurm backend create it before the first start): without
+    it the run would silently start over (a deleted folder, or one on a node-local disk)."""
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if restarts.isdigit() and int(restarts) > 0 and not folder.checkpoints.is_dir():
+        job = os.environ.get("SLURM_JOB_ID", "?")
+        raise InputError(f"Slurm job {job} is a requeue (restart {restarts}) but its checkpoint folder "
+                         f"{folder.checkpoints} is missing, so it would train from scratch: keep run folders on a "
+                         "filesystem every node shares, or resubmit the run to start it over")
 
 
 def set_aside_unfinished(folder: RunFolder) -> list[Path]:

@@ -197,6 +197,7 @@ def build_run(
             **val_info,
         },
     }
+    callbacks.setdefault("preemption", {})  # checkpoint and stop on SIGTERM/SIGUSR1 (train/preemption.py)
     container["callbacks"] = callbacks
     if loggers:
         container["loggers"] = {**(container.get("loggers") or {}), **loggers}

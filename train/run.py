@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,7 +32,9 @@ def global_rank() -> int:
 def write_config(plan: RunPlan) -> None:
     """Save the resolved llm-foundry YAML as ``<run_dir>/config.yaml`` (atomically)."""
     if global_rank() == 0:  # every rank of a launch resolves the same config; one writes it
-        write_atomic(RunFolder(plan.run_dir).config, OmegaConf.to_yaml(plan.config))
+        folder = RunFolder(plan.run_dir)
+        write_atomic(folder.config, OmegaConf.to_yaml(plan.config))
+        folder.checkpoints.mkdir(exist_ok=True)  # a requeued job checks it is there (check_requeued)
 
 
 def run_training(plan: RunPlan) -> dict | None:
@@ -58,20 +62,58 @@ def run_launcher(plan: RunPlan, nproc: int) -> dict:
     """Train on ``nproc`` local processes through Composer's launcher (the same command the local
     sweep backend runs) and return the run record. The config is resolved and written here once;
     each rank only reads it. Rank output goes to stderr (rank 0) and ``<run>/logs`` (the rest)."""
-    import subprocess
-
     from train.launch import train_command
 
     write_config(plan)
     report_set_aside(plan.run_dir)
     folder = RunFolder(plan.run_dir)
     folder.logs.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(train_command(folder.config, plan.run_dir, nproc), stdout=sys.stderr)
+    code = _run_ranks(train_command(folder.config, plan.run_dir, nproc))
     record = existing_record(plan.run_dir)
-    if proc.returncode != 0 or record is None:
-        raise RuntimeError(f"Composer's launcher exited with code {proc.returncode} "
-                           f"(rank logs in {plan.run_dir / 'logs'})")
+    if record is None and code - 128 in STOP_SIGNALS:
+        from train.checkpoints import resumable_batch
+        from train.preemption import Preempted
+
+        batch = resumable_batch(folder)
+        raise Preempted(code - 128, batch, checkpointed=batch > 0, requeued=None)
+    if code != 0 or record is None:
+        raise RuntimeError(f"Composer's launcher exited with code {code} (rank logs in {plan.run_dir / 'logs'})")
     return record
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+REPORTING_PARENT = "BEYOND_REPORTING_PARENT"
+
+
+def _run_ranks(cmd: list[str]) -> int:
+    """Run Composer's launcher with SIGTERM and SIGUSR1 ignored by the launcher itself (it would die
+    at once and orphan its ranks); this process forwards those signals to the ranks, so that every
+    rank checkpoints and stops together (train/preemption.py) and the launcher reports their exit.
+    The launcher stays in this process group: a signal to the group (Ctrl-C, a scheduler) still
+    reaches every rank directly. Returns the launcher's exit code."""
+    import subprocess
+
+    import psutil
+
+    def ignore_stop_signals() -> None:  # in the child, before exec: the launcher inherits SIG_IGN
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+    env = {**os.environ, REPORTING_PARENT: str(os.getpid())}  # the ranks leave reporting a stop to this process
+    proc = subprocess.Popen(cmd, stdout=sys.stderr, preexec_fn=ignore_stop_signals, env=env)
+
+    def forward(signum: int, frame) -> None:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
+    try:
+        return proc.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def report_set_aside(run_dir: Path) -> None:

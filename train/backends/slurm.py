@@ -1,6 +1,13 @@
 """slurm: one sbatch script per run (``<out>/slurm/<run>.sbatch``); srun starts Composer's launcher
 once per node, with world size, node rank and master address from Slurm. Runs queued or running
-in Slurm are left alone on relaunch."""
+in Slurm are left alone on relaunch.
+
+Preemptible: the scripts say ``--requeue`` (a preempted job, or one ``scontrol requeue`` names, goes
+back to the queue) and ``--signal=USR1@<lead>`` (SIGUSR1 ``lead`` seconds before the time limit).
+On SIGTERM (preemption, requeue, scancel) or SIGUSR1 every rank checkpoints the batch it reached
+and stops (``train/preemption.py``; after SIGUSR1 rank 0 requeues the job itself); the requeued job
+resumes from that checkpoint. Composer's launcher ignores both signals (``trap ''``), so it stays
+to collect its ranks instead of dying first and orphaning them."""
 
 from __future__ import annotations
 
@@ -55,6 +62,7 @@ class SlurmOptions:
     extra: tuple[str, ...] = ()
     master_port: int = 20000
     procs_per_node: int | None = None  # default: one per GPU, or 1 on a CPU partition
+    signal_lead: int = 300  # seconds before the time limit that SIGUSR1 comes (checkpoint, requeue)
 
     def __post_init__(self):
         if self.nodes < 1 or self.gpus_per_node < 0:
@@ -64,6 +72,8 @@ class SlurmOptions:
         if self.procs_per_node is not None and self.gpus_per_node and self.procs_per_node != self.gpus_per_node:
             raise InputError(f"--procs-per-node {self.procs_per_node} differs from --gpus-per-node {self.gpus_per_node}: "
                              "Composer runs one process per GPU")
+        if self.signal_lead < 1 or self.signal_lead > 65535:
+            raise InputError(f"--signal-lead must be 1 to 65535 seconds, got {self.signal_lead}")
         if self.time is not None and not re.fullmatch(r"(\d+-)?\d+(:\d{1,2}){0,2}", self.time):
             raise InputError(f"--time {self.time!r} is not a Slurm time (minutes, HH:MM:SS or D-HH:MM:SS)")
 
@@ -78,7 +88,8 @@ def sbatch_script(spec: SweepSpec, name: str, opts: SlurmOptions) -> str:
     folder = run_dir(spec, name).resolve()
     procs = opts.procs
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name(spec, name)}", f"#SBATCH --nodes={opts.nodes}",
-             "#SBATCH --ntasks-per-node=1", f"#SBATCH --output={folder}/slurm-%j.out", "#SBATCH --open-mode=append"]
+             "#SBATCH --ntasks-per-node=1", f"#SBATCH --output={folder}/slurm-%j.out", "#SBATCH --open-mode=append",
+             "#SBATCH --requeue", f"#SBATCH --signal=USR1@{opts.signal_lead}"]
     if opts.gpus_per_node:
         lines.append(f"#SBATCH --gpus-per-node={opts.gpus_per_node}")
     if opts.cpus_per_task:
@@ -108,7 +119,7 @@ def node_launch_line(folder: Path, procs: int) -> str:
     MASTER_ADDR, MASTER_PORT, exported by the sbatch script)."""
     args = " ".join(shlex.quote(a) for a in train_args(RunFolder(folder).config, folder))
     logs = shlex.quote(str(RunFolder(folder).logs / "rank{rank}"))
-    return (f"exec {shlex.quote(composer_launcher())} -n {procs} --world_size \"$WORLD_SIZE\" "
+    return (f"trap '' TERM USR1; exec {shlex.quote(composer_launcher())} -n {procs} --world_size \"$WORLD_SIZE\" "
             f"--node_rank \"$SLURM_NODEID\" --master_addr \"$MASTER_ADDR\" --master_port \"$MASTER_PORT\" "
             f"--stdout {logs}.stdout.log --stderr {logs}.stderr.log {args}")
 
@@ -117,6 +128,7 @@ def write_sbatch(spec: SweepSpec, names: list[str], opts: SlurmOptions) -> list[
     folder = spec.out / "slurm"
     paths = []
     for name in names:
+        RunFolder(run_dir(spec, name)).checkpoints.mkdir(parents=True, exist_ok=True)  # check_requeued looks for it
         path = folder / f"{name}.sbatch"
         write_atomic(path, sbatch_script(spec, name, opts))
         path.chmod(0o755)
@@ -163,6 +175,9 @@ class SlurmBackend(Backend):
         sl.add_argument("--partition", help="Slurm partition")
         sl.add_argument("--time", help="time limit (e.g. 24:00:00)")
         sl.add_argument("--account", help="Slurm account")
+        sl.add_argument("--signal-lead", type=int, default=300, metavar="SECONDS",
+                        help="send SIGUSR1 this long before the time limit: every rank checkpoints, and the job "
+                        "requeues itself and resumes (default 300)")
         sl.add_argument("--sbatch-arg", action="append", default=[], metavar="ARG",
                         help="extra #SBATCH line, e.g. --sbatch-arg=--exclusive (repeatable)")
         if launching:
@@ -172,7 +187,8 @@ class SlurmBackend(Backend):
     def options(self, args: argparse.Namespace) -> SlurmOptions:
         return SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
                             partition=args.partition, time=args.time, account=args.account,
-                            extra=tuple(args.sbatch_arg), procs_per_node=args.procs_per_node)
+                            extra=tuple(args.sbatch_arg), procs_per_node=args.procs_per_node,
+                            signal_lead=args.signal_lead)
 
     def world_size(self, opts: SlurmOptions) -> int:
         return opts.nodes * opts.procs
