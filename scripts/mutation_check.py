@@ -39,6 +39,8 @@ PAPER = ("tests/test_paper_facts.py",)
 COST = ("tests/test_cost_independent.py", "tests/test_paper_facts.py")
 GAUNTLET = ("tests/test_gauntlet_settings.py",)
 SBATCH = ("tests/test_sweep.py::test_multinode_sbatch_script",)
+VAL = ("tests/test_train.py::test_validation_loss_on_the_held_out_split",)
+USR1 = ("tests/test_distributed.py::test_time_limit_signal_checkpoints_requeues_and_the_rerun_resumes",)
 
 MUTATIONS: list[Mutation] = [
     # App. C recipe and Table 4, in the zoo YAMLs
@@ -103,6 +105,22 @@ MUTATIONS: list[Mutation] = [
              "fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)", ("tests/test_lock.py",)),
     Mutation("stderr over n instead of n - 1", "eval/stderr.py", "return math.sqrt(p * (1.0 - p) / (n - 1))",
              "return math.sqrt(p * (1.0 - p) / n)", ("tests/test_eval_results.py",)),
+    # issue 16: validation loss, preemption
+    Mutation("validation on the train split", "train/validation.py", '{"split": VAL_SPLIT, "shuffle": False}',
+             '{"split": "train", "shuffle": False}', VAL),
+    Mutation("validation metric perplexity", "train/callback.py", 'VAL_METRIC = "LanguageCrossEntropy"',
+             'VAL_METRIC = "LanguagePerplexity"', VAL),
+    Mutation("validation cap 5% of the run", "train/validation.py", "VAL_FRACTION = 0.02", "VAL_FRACTION = 0.05", VAL),
+    Mutation("sbatch without --requeue", "train/backends/slurm.py", '"#SBATCH --requeue", ', "", SBATCH),
+    Mutation("launcher dies on SIGTERM", "train/backends/slurm.py", "trap '' TERM USR1; exec ", "exec ", SBATCH),
+    Mutation("no checkpoint on a signal", "train/preemption.py",
+             "return (self._stop and event == Event.BATCH_CHECKPOINT) or interval(state, event)",
+             "return interval(state, event)", USR1),
+    Mutation("no requeue after SIGUSR1", "train/preemption.py", '["scontrol", "requeue", job]',
+             '["scontrol", "release", job]', USR1),
+    Mutation("requeue without checkpoints allowed", "train/checkpoints.py",
+             "int(restarts) > 0 and not folder.checkpoints.is_dir()", "int(restarts) > 9 and not folder.checkpoints.is_dir()",
+             ("tests/test_distributed.py::test_requeued_job_without_its_checkpoint_folder_is_refused",)),
     # launch lines
     Mutation("Slurm node rank", "train/backends/slurm.py", '--node_rank \\"$SLURM_NODEID\\"',
              "--node_rank 0", SBATCH),
