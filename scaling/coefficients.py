@@ -1,8 +1,9 @@
 """Coefficient sets of the loss law L(N, D) = E + A / N**alpha + B / D**beta.
 
 N is parameters, D is training tokens, L is pre-training loss (nats/token). Named sets are
-data: ``chinchilla`` (Hoffmann et al. 2022, with alpha/beta as the paper uses them) and the
-paper's Table 1 fits on its 47 runs; fitted sets are read from ``beyond fit --json`` output.
+data: ``chinchilla`` (Hoffmann et al. 2022, with alpha/beta as the paper uses them), the
+paper's Table 1 fits on its 47 runs and ``muennighoff2023`` (the C4 fit under Muennighoff et al.'s
+data-constrained law, docs/data-constrained.md); fitted sets are read from ``beyond fit --json`` output.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ NAMED_SETS: dict[str, LawCoefficients] = {
     "sardana-le250": LawCoefficients(A=14.23, B=39.54, E=0.98, alpha=0.13, beta=0.16, name="sardana-le250"),
     "sardana-le500": LawCoefficients(A=17.07, B=35.80, E=0.95, alpha=0.13, beta=0.16, name="sardana-le500"),
     "sardana-all": LawCoefficients(A=33.66, B=138.9, E=1.45, alpha=0.18, beta=0.24, name="sardana-all"),
+    # Muennighoff et al. 2023 ("Scaling Data-Constrained Language Models", arXiv:2305.16264), App. "C4
+    # Scaling Coefficients": fitted in log space on C4 (GPT-2 tokenizer) with alpha tied to beta,
+    # "a=6.255414, b=7.3049974, e=0.6254804, alpha=beta=0.3526596" (A = e^a, B = e^b, E = e^e); the
+    # base law of their data-constrained law, whose R_D*, R_N* are in scaling/data_constrained.py.
+    "muennighoff2023": LawCoefficients(A=math.exp(6.255414), B=math.exp(7.3049974), E=math.exp(0.6254804),
+                                       alpha=0.3526596, beta=0.3526596, name="muennighoff2023"),
 }
 
 

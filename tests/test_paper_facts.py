@@ -161,7 +161,7 @@ def table4_batch_of(size: str, ratio: float | None = None) -> int:
 
 def table4_learning_rate(params: float) -> float:
     """Table 4's learning rate at ``params``, log-log interpolated between its rows (extrapolated
-    from the end rows). The interpolation is PROJECT-DOCUMENTED (train/shape.py, `beyond plan`);
+    from the end rows). The interpolation is PROJECT-DOCUMENTED (scaling/shape.py, `beyond plan`);
     the rows are the paper's."""
     rows = sorted((parse_printed(r[0]), r[4]) for r in TABLE4.values())
     xs, ys = [math.log(p) for p, _ in rows], [math.log(lr) for _, lr in rows]
@@ -400,8 +400,8 @@ def test_zoo_lookup_tables_are_table4():
 
 
 def test_plan_shape_table_is_table4():
-    """train.shape's Table 4 copy: the learning rate and batch size `beyond plan` gives at each row."""
-    from train.shape import batch_size, learning_rate
+    """scaling.shape's Table 4 copy: the learning rate and batch size `beyond plan` gives at each row."""
+    from scaling.shape import batch_size, learning_rate
 
     for size, (printed, *_rest, lr, batch, _ratios) in TABLE4.items():
         n = parse_printed(printed)

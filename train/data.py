@@ -54,7 +54,8 @@ def _build_mds(files: list[Path], tokenizer_cfg: dict, max_seq_len: int, cache_d
     tokenizer = build_tokenizer(tokenizer_cfg["name"], dict(tokenizer_cfg.get("kwargs") or {}))
     tokenizer.model_max_length = 5_000_000_000  # as llm-foundry's data prep: no length warnings
     val = files[::VAL_EVERY] if len(files) >= VAL_EVERY else []
-    train = [f for f in files if f not in set(val)]
+    held_out = set(val)
+    train = [f for f in files if f not in held_out]
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-mds-"))
     try:
         counts = {}

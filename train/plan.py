@@ -14,7 +14,7 @@ from ioutil import write_atomic
 from scaling.coefficients import LawCoefficients
 from scaling.errors import InputError
 from scaling.law import tokens_for_loss
-from train.shape import Shape, choose_shape
+from scaling.shape import Shape, choose_shape
 from train.zoo import MODELS_DIR, PAPER_PARAMS, PAPER_SIZES
 
 
