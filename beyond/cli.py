@@ -50,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         commands_demo,
         commands_eval,
         commands_export,
+        commands_optimize,
         commands_plan,
         commands_scaling,
         commands_sweep,
         commands_train,
     )
 
+    commands_optimize.register(sub)
     commands_scaling.register(sub)
     commands_train.register(sub)
     commands_sweep.register(sub)

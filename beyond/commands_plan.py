@@ -53,7 +53,7 @@ def register(sub) -> None:
 
 
 def _plan(args) -> int:
-    from beyond.commands_scaling import add_uncertainty
+    from beyond.commands_optimize import add_uncertainty
     from scaling.coefficients import load_coefficients
     from scaling.law import chinchilla_for_params, loss
     from scaling.optimal import CostSettings, InferenceDemand, chinchilla_style, compute_optimal, cost_optimal
@@ -126,7 +126,7 @@ def _plan(args) -> int:
         return 0
     s = planned.shape
     if verdict["determined"] is False:
-        from beyond.commands_scaling import undetermined_banner
+        from beyond.commands_optimize import undetermined_banner
 
         sys.stdout.write(undetermined_banner(verdict) + "\n(--force: the plan below is for the point estimate)\n")
     sys.stdout.write(
