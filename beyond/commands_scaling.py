@@ -41,9 +41,26 @@ def _register_fit(sub) -> None:
                    help="also refit on N resamples of the runs (with replacement) for intervals")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default 1e-3)")
+    p.add_argument("--approach", choices=("parametric", "isoflop", "both"), default="parametric",
+                   help="parametric: the Eq. 4 fit (Chinchilla's Approach 3, the paper's); isoflop: Chinchilla's "
+                   "Approach 2 (a parabola in log N per FLOP budget, a power law N_opt = k C^a through the minima, "
+                   "bootstrap intervals on a and b); both: the two side by side (default parametric)")
+    p.add_argument("--budgets", type=_budget_list, metavar="C1,C2,...",
+                   help="with --approach isoflop/both: the FLOP budgets the runs were planned at (each run goes to the "
+                   "nearest in log FLOPs, C = 6ND); default: the Chinchilla paper's nine, 6e18 ... 3e21")
     p.add_argument("--output", "-o", metavar="FIT.json", help="write the fit as JSON (atomically)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_fit)
+
+
+def _budget_list(text: str) -> list[float]:
+    """argparse type for --budgets / --isoflop: comma-separated FLOPs (suffixes as elsewhere)."""
+    from beyond.cli import quantity
+
+    values = [quantity(part) for part in text.split(",") if part.strip()]
+    if not values or not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive FLOP budgets (e.g. 6e18,1e19,3e19)")
+    return values
 
 
 def _cmd_fit(args) -> int:
@@ -57,6 +74,8 @@ def _cmd_fit(args) -> int:
     table = read_runs(args.runs, params_col=args.params_col, tokens_col=args.tokens_col,
                       flops_col=args.flops_col, loss_col=args.loss_col)
     table = table.drop_highest_loss(args.drop_highest_loss).filter_tokens_per_param(args.max_tokens_per_param)
+    if args.approach == "isoflop":
+        return _cmd_fit_isoflop(args, table)
     table.require()
     name = os.path.splitext(os.path.basename(args.runs.rstrip("/")))[0] or "fit"
     held = None
@@ -76,6 +95,12 @@ def _cmd_fit(args) -> int:
                   max_tokens_per_param=args.max_tokens_per_param, drop_highest_loss=args.drop_highest_loss)
     if held is not None:
         result["holdout"] = held.as_dict()
+    isoflop = _isoflop(args, table) if args.approach == "both" else None
+    if isoflop is not None:
+        from scaling.isoflop import compare_with_parametric
+
+        result["isoflop"] = isoflop.as_dict()
+        result["approaches"] = compare_with_parametric(isoflop, fit.coefficients)
     if args.output:
         write_atomic(args.output, dumps(result) + "\n")
     if args.json:
@@ -94,9 +119,51 @@ def _cmd_fit(args) -> int:
                   "(an exponent <= 0 or an overflowing coefficient) and are left out")
         if held is not None:
             _print_holdout(result["holdout"])
+        if isoflop is not None:
+            _print_isoflop(isoflop, result["approaches"])
         if args.output:
             print(f"wrote {args.output}")
     return 0
+
+
+def _isoflop(args, table):
+    """Chinchilla's Approach 2 on the table's runs (the fit's bootstrap count, else 1,000 resamples)."""
+    from scaling.isoflop import CHINCHILLA_BUDGETS, DEFAULT_RESAMPLES, fit_isoflop_runs
+
+    if args.holdout is not None and args.approach == "isoflop":
+        raise InputError("--holdout applies to the parametric fit: use --approach parametric or both")
+    return fit_isoflop_runs(table, args.budgets or CHINCHILLA_BUDGETS, n_resamples=args.bootstrap or DEFAULT_RESAMPLES,
+                            seed=args.seed)
+
+
+def _cmd_fit_isoflop(args, table) -> int:
+    """`fit --approach isoflop`: the exponents with intervals, each budget's minimum, what was dropped."""
+    fit = _isoflop(args, table)
+    result = {"approach": "isoflop", "source": str(args.runs), **fit.as_dict()}
+    if args.output:
+        write_atomic(args.output, dumps(result) + "\n")
+    if args.json:
+        print(dumps(result))
+        return 0
+    print(f"{table.loss.size} runs from {args.runs}")
+    _print_isoflop(fit, None)
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _print_isoflop(fit, approaches: dict | None) -> None:
+    print("\n".join(fit.describe()))
+    print(f"  {'budget':>9}{'runs':>6}{'sizes':>7}{'N_opt':>10}{'D_opt':>10}")
+    for p in fit.profiles:
+        if p.budget in fit.budgets_used:
+            print(f"  {p.budget:>9.3g}{p.n_runs:>6}{p.n_sizes:>7}{human(p.params_opt):>10}{human(p.tokens_opt):>10}")
+    if approaches:
+        iso, par = approaches["isoflop"], approaches["parametric"]
+        inside = approaches["parametric_a_in_interval"]
+        print(f"side by side: a = {iso['a']:.4f} (IsoFLOP, Approach 2) vs {par['a']:.4f} (parametric Eq. 4 fit, "
+              f"Approach 3 = beta / (alpha + beta)); Chinchilla reported 0.49 and 0.46"
+              + ("" if inside is None else f"; the parametric a is {'inside' if inside else 'outside'} the IsoFLOP interval"))
 
 
 HOLDOUT_ROWS = 20  # held-out runs listed in the human output

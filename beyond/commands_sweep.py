@@ -61,6 +61,12 @@ def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--out", type=Path, help="sweep folder (default: the spec's out)")
     if data:
         p.add_argument("--data", help="data for every run (overrides the spec's data:)")
+        from beyond.commands_scaling import _budget_list
+
+        p.add_argument("--isoflop", type=_budget_list, metavar="C1,C2,...",
+                       help="an IsoFLOP sweep instead (Chinchilla's Approach 2): every model of SPEC at every FLOP "
+                       "budget, trained on C / (6 N) tokens; writes <out>/isoflop.yaml, the spec that status, "
+                       "collect and a later launch read (`beyond fit runs.csv --approach both --budgets ...`)")
         p.add_argument("--allow-repeat", action="store_true",
                        help="plan runs that need more tokens than the data holds (the paper never repeats data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -81,7 +87,14 @@ def _spec(args):
     path = Path(args.spec)
     if not path.suffix and not path.exists():
         path = YAMLS_DIR / "sweeps" / f"{args.spec}.yaml"
-    return load_spec(path, out=args.out, data=getattr(args, "data", None))
+    spec = load_spec(path, out=args.out, data=getattr(args, "data", None))
+    if getattr(args, "isoflop", None):
+        from train.sweep import isoflop_spec
+
+        spec, args.isoflop_yaml, skipped = isoflop_spec(spec, args.isoflop)
+        for line in skipped:
+            sys.stderr.write(f"beyond: isoflop: left out {line}\n")
+    return spec
 
 
 def _plan_rows(args, spec):
@@ -91,8 +104,12 @@ def _plan_rows(args, spec):
 
     hw = Hardware(gpu=args.gpu, gpus=args.gpus, mfu=args.mfu, price=args.price)
     with tqdm(total=len(spec.runs), desc="planning", unit="run", file=sys.stderr, leave=False) as bar:
-        return plan_sweep(spec, hw, progress=bar.update, allow_repeat=args.allow_repeat,
+        rows = plan_sweep(spec, hw, progress=bar.update, allow_repeat=args.allow_repeat,
                           world_size=_world_size(args))
+    if getattr(args, "isoflop_yaml", None):  # written once every run resolved, like the configs
+        write_atomic(spec.path, args.isoflop_yaml)
+        sys.stderr.write(f"beyond: wrote {spec.path}: status, collect and launch read this spec\n")
+    return rows
 
 
 def _world_size(args) -> int:

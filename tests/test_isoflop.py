@@ -2,6 +2,8 @@
 exponent, Epoch's reconstructed Chinchilla runs next to the paper's Table 2, and bad input
 (docs/isoflop.md)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -300,3 +302,53 @@ def test_bad_grid_input_is_one_line(kwargs, needle):
     with pytest.raises(InputError) as exc:
         isoflop_grid(args.pop("budgets"), args.pop("sizes_per_budget"), **args)
     assert needle in _one_line(exc)
+
+
+# --- the CLI: `beyond fit --approach isoflop|both`, `beyond sweep plan --isoflop` ---------------------
+
+
+def test_fit_approach_both_on_epoch_runs_side_by_side(epoch_csv, tmp_path):
+    """Approach 2 next to Approach 3 on the same 240 runs (Epoch's recipe: the 5 highest losses dropped)."""
+    import json
+
+    from tests.conftest import run_cli
+
+    out = tmp_path / "fit.json"
+    proc = run_cli("fit", str(epoch_csv), "--params-col", "Model Size", "--flops-col", "Training FLOP",
+                   "--loss-col", "loss", "--drop-highest-loss", "5", "--approach", "both", "--bootstrap", "0",
+                   "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result == json.loads(out.read_text()) and result["n_runs"] == 240
+    side = result["approaches"]
+    assert side["isoflop"]["a"] == pytest.approx(0.5082, abs=1e-3)
+    assert side["parametric"]["a"] == pytest.approx(result["beta"] / (result["alpha"] + result["beta"]))
+    assert side["parametric_a_in_interval"] is True and len(side["per_budget"]) == 9
+    assert {"A", "B", "E", "alpha", "beta"} <= set(result)  # still a coefficient file for `optimize`
+    text = run_cli("fit", str(epoch_csv), "--params-col", "Model Size", "--flops-col", "Training FLOP",
+                   "--loss-col", "loss", "--approach", "isoflop", "--budgets", "6e18,1e19,3e19,6e19,1e20,3e20,6e20,1e21,3e21")
+    assert text.returncode == 0 and "IsoFLOP (Approach 2): a = 0.4998" in text.stdout, text.stderr
+    bad = run_cli("fit", str(epoch_csv), "--params-col", "Model Size", "--flops-col", "Training FLOP",
+                  "--loss-col", "loss", "--approach", "isoflop", "--budgets", "1e30,1e31")
+    assert bad.returncode == 2 and "usable budget" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_sweep_plan_isoflop_writes_a_spec_status_reads(tmp_path):
+    """Every model at every budget on C / (6 N) tokens; runs within the warmup are left out and said."""
+    import json
+
+    from tests.conftest import run_cli
+
+    pytest.importorskip("llmfoundry")
+    out = tmp_path / "iso"
+    proc = run_cli("sweep", "plan", "paper", "--data", "s3://bucket/mds", "--out", str(out), "--isoflop",
+                   "1e19,1e21", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = json.loads(proc.stdout)["runs"]
+    assert "left out mpt-6b at 1e+19 FLOPs" in proc.stderr
+    for r in runs:  # each run spends its budget (tokens rounded up to whole batches)
+        budget = min((1e19, 1e21), key=lambda c: abs(math.log(r["flops"] / c)))
+        assert budget <= r["flops"] < budget * 1.01
+    assert len({r["params"] for r in runs if r["flops"] > 5e20}) == 6  # all six sizes at 1e21
+    status = run_cli("sweep", "status", str(out / "isoflop.yaml"), "--json")
+    assert [r["name"] for r in json.loads(status.stdout)["runs"]] == [r["run"] for r in runs]

@@ -253,3 +253,69 @@ def _gauntlet_partial(evaluated: dict | None):
     if not g:
         return ""
     return any(v.get("partial") for v in list(g.get("categories", {}).values()) + list(g.get("averages", {}).values()))
+
+
+# --- IsoFLOP sweeps (Chinchilla's Approach 2) ---------------------------------------------------
+
+
+def model_params(model: str, overrides: tuple[str, ...] = ()) -> int:
+    """N (params) of a zoo model or YAML with the run's overrides applied (they may change the shape)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from train.zoo import params_of
+
+    cfg = load_yaml(model_yaml(model))
+    model_overrides = [o for o in overrides if o.startswith("model.")]
+    try:
+        if model_overrides:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(model_overrides))
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise InputError(f"{model}: bad override ({exc})") from None
+    return params_of(container["model"])
+
+
+def isoflop_spec(spec: SweepSpec, budgets: list[float]) -> tuple[SweepSpec, str, list[str]]:
+    """The IsoFLOP sweep of ``spec``'s model sizes: every model at every FLOP budget C, trained on
+    D = C / (6 N) tokens (tokens/param = C / (6 N^2)). Returns the new spec, its YAML text (a plain
+    sweep spec that `sweep launch|status|collect` read back) and one line per run left out because
+    its tokens would fall within the 3 x N warmup."""
+    from train.config import WARMUP_TOKENS_PER_PARAM
+
+    entries: dict[str, dict] = {}
+    skipped: list[str] = []
+    runs: list[SweepRun] = []
+    for run in spec.runs:
+        label = run.name.rsplit("-r", 1)[0]
+        if label in entries:
+            continue
+        n = model_params(run.model, run.overrides)
+        entry = {"model": run.model, "label": label, "params": n, "ratios": [], "set": list(run.overrides)}
+        for budget in sorted(budgets):
+            ratio = float(f"{budget / (6.0 * n * n):.6g}")
+            if ratio <= WARMUP_TOKENS_PER_PARAM:
+                skipped.append(f"{label} at {budget:.3g} FLOPs: {ratio:.3g} tokens/param is within the warmup "
+                               f"({WARMUP_TOKENS_PER_PARAM:g} x N tokens)")
+                continue
+            entry["ratios"].append(ratio)
+            runs.append(SweepRun(f"{label}-r{ratio:g}", run.model, ratio, run.overrides))
+        entries[label] = entry
+    if not runs:
+        raise InputError(f"isoflop: no run of sweep {spec.name} fits the budgets (each needs C > 18 N^2 FLOPs, "
+                         "more than its 3 x N warmup tokens): use larger budgets or smaller models")
+    name = f"{spec.name}-isoflop"
+    lines = [f"# IsoFLOP sweep written by `beyond sweep plan --isoflop` from {spec.path}",
+             f"# budgets (FLOPs): {', '.join(f'{b:g}' for b in sorted(budgets))}",
+             f"# fit: beyond fit <out>/runs.csv --approach both --budgets {','.join(f'{b:g}' for b in sorted(budgets))}",
+             f"name: {name}", f"data: {json.dumps(spec.data)}", f"out: {json.dumps(str(spec.out))}",
+             f"seed: {spec.seed}"]
+    if spec.loggers:
+        lines.append(f"loggers: {json.dumps(spec.loggers)}")
+    lines.append("grid:")
+    for e in entries.values():
+        if e["ratios"]:
+            lines.append(f"  - {{model: {json.dumps(e['model'])}, label: {json.dumps(e['label'])}, "
+                         f"tokens_per_param: {json.dumps(e['ratios'])}, set: {json.dumps(e['set'])}}}"
+                         f"  # {e['params']:,} params")
+    iso = SweepSpec(name, spec.out / "isoflop.yaml", spec.out, spec.data, spec.seed, runs, spec.loggers)
+    return iso, "\n".join(lines) + "\n", skipped
