@@ -178,6 +178,7 @@ def _module(item) -> str:
     return item.path.stem
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config, items) -> None:
     """Group each module's tests for xdist's loadgroup scheduler and order the longest first."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
