@@ -125,6 +125,11 @@ def register_report(sub) -> None:
     p.add_argument("--title", default="Scaling report")
     p.add_argument("--all-ratios", action="store_true",
                    help="Fig. 4: show every tokens/param ratio (default: up to 500, the paper's range)")
+    from beyond.optimize_options import add_inference_args
+
+    add_inference_args(p, p.add_argument_group("inference cost (--inference-model roofline adds Fig. 6 under the "
+                                               "roofline; Fig. 6 itself keeps the paper's Table 3 settings)"),
+                       generation=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_report)
 
@@ -135,6 +140,7 @@ def _report(args) -> int:
 
     if args.bootstrap < 0:
         raise InputError("--bootstrap must be >= 0")
+    roofline = _report_serving(args)
     runs = read_runs(Path(args.runs)).require()
     fit = None
     if args.fit is not None:
@@ -145,7 +151,7 @@ def _report(args) -> int:
         if not isinstance(fit, dict):
             raise InputError(f"fit file {args.fit}: expected a JSON object (a `beyond fit -o` result)")
     summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title, fit=fit,
-                           all_ratios=args.all_ratios)
+                           all_ratios=args.all_ratios, roofline=roofline)
     if args.json:
         sys.stdout.write(dumps(summary) + "\n")
     else:
@@ -153,3 +159,20 @@ def _report(args) -> int:
         sys.stdout.write(f"fit: E {f['E']:.4g}, A {f['A']:.4g}, B {f['B']:.4g}, alpha {f['alpha']:.4f}, beta {f['beta']:.4f}\n"
                          f"wrote {args.out}/report.md with {len(summary['figures'])} figures\n")
     return 0
+
+
+def _report_serving(args):
+    """The report's roofline serving settings, or None for the paper's model (whose Fig. 6 uses Table 3's
+    settings, so the inference options then have nothing to change: one line if given)."""
+    from beyond.optimize_options import check_inference_args, serving_settings
+    from scaling.optimal import CostSettings
+
+    check_inference_args(args)
+    if args.inference_model == "roofline":
+        return serving_settings(args)
+    d = CostSettings()
+    if (args.inference_gpu, args.inference_dtype, args.inference_price, args.prefill_mfu) != (
+            d.inference_gpu, d.inference_dtype, d.inference_price_per_hour, d.prefill_mfu):
+        raise InputError("the inference options apply to --inference-model roofline (the report's Fig. 6 keeps the "
+                         "paper's Table 3 settings)")
+    return None

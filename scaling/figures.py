@@ -7,6 +7,7 @@ Fig. 4: loss vs training FLOPs grouped by tokens/param ratio, with a fitted log-
 (by default up to 500 tokens/param, the paper's range).
 Fig. 5: Eq. 4 fits on growing tokens/param subsets (Table 1), their curves over the data.
 Fig. 6: cost-optimal tokens per parameter vs lifetime requests for several quality targets.
+Fig. 6 under the roofline (issue 17): the same with each request priced by scaling/roofline.py.
 Extrapolation: held-out runs' predicted vs actual loss (``scaling.holdout``).
 
 Figures with many series give each its own colour (a colormap sampled per series) and marker
@@ -290,6 +291,74 @@ def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requ
     fig.suptitle("Fig. 6: cost-optimal training (A100 settings of the paper's Table 3)")
     fig.tight_layout()
     return Panel("fig6_cost_optimal", "Cost-optimal tokens per parameter and cost ratio vs requests", fig, rows)
+
+
+def fig6_roofline(coeffs: LawCoefficients, params_targets: list[float], requests_range: tuple[float, float],
+                  serving, train=None, points: int = 40) -> Panel:
+    """Fig. 6 with the roofline serving cost (``scaling.roofline``; ``serving`` a RooflineSettings,
+    ``train`` the training side, default the paper's): cost-optimal tokens per parameter and the cost
+    ratio against the Chinchilla-style model (priced the same way) vs lifetime requests; the paper's
+    Eq. 6 optimum (1% generation MFU) dashed for comparison. Requests of 70 + 215 tokens."""
+    from scaling.law import TRAIN_FLOPS_PER_PARAM_TOKEN as SIX
+    from scaling.law import chinchilla_for_params, loss
+    from scaling.optimal import (
+        PAPER_INPUT_TOKENS,
+        PAPER_OUTPUT_TOKENS,
+        CostSettings,
+        InferenceDemand,
+        chinchilla_style,
+        cost_optimal,
+    )
+    from scaling.roofline import request_cost, roofline_cost_optimal
+
+    plt = _plt()
+    train = train or CostSettings()
+    k_tr = train.dollars_per_train_flop
+    requests = np.geomspace(*requests_range, points)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    rows = []
+    for n, style in zip(params_targets, series_styles(len(params_targets))):
+        target = float(loss(coeffs, n, chinchilla_for_params(coeffs, n)))
+        opt = roofline_cost_optimal(coeffs, target, serving, requests, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS, train)
+        ref = chinchilla_style(coeffs, target)
+        rc = request_cost(opt.params, serving, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS)
+        rc_ref = request_cost(ref.params, serving, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS)
+        cost = k_tr * SIX * opt.params * opt.tokens + requests * rc.dollars_per_request
+        cost_ref = k_tr * SIX * ref.params * ref.tokens + requests * rc_ref.dollars_per_request
+        ratio = cost / cost_ref
+        paper = cost_optimal(coeffs, target, train, InferenceDemand(requests, PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS))
+        tpp = opt.tokens / opt.params
+        ax1.plot(requests, tpp, ms=4, markevery=8, label=f"{_size_label(n)}-Chinchilla quality", **style)
+        ax1.plot(requests, paper.tokens / paper.params, ls="--", lw=0.8, color=style["color"])
+        ax2.plot(requests, ratio, ms=4, markevery=8, label=f"{_size_label(n)}", **style)
+        rows += [{"chinchilla_params": float(n), "loss": target, "requests": float(r), "params": float(p),
+                  "tokens": float(t), "tokens_per_param": float(tp), "cost": float(c), "cost_ratio": float(q),
+                  "dollars_per_request": float(dpr), "tokens_per_second_per_gpu": float(tps),
+                  "generation_mfu": float(mfu), "serving_gpus": int(g), "paper_params": float(pp),
+                  "paper_tokens_per_param": float(pt / pp)}
+                 for r, p, t, tp, c, q, dpr, tps, mfu, g, pp, pt in zip(
+                     requests, opt.params, opt.tokens, tpp, cost, ratio, rc.dollars_per_request,
+                     rc.tokens_per_second_per_gpu, rc.generation_mfu, rc.gpus,
+                     np.broadcast_to(paper.params, requests.shape), np.broadcast_to(paper.tokens, requests.shape))]
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel(f"lifetime requests ({PAPER_INPUT_TOKENS:g} in + {PAPER_OUTPUT_TOKENS:g} out tokens)")
+    ax1.set_yscale("log")
+    for ax in (ax1, ax2):
+        plain_log_ticks(ax)
+    ax1.set_ylabel("cost-optimal tokens per parameter")
+    ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")
+    ax1.plot([], [], ls="--", lw=0.8, color="grey", label="paper's Eq. 6 (1% generation MFU)")
+    ax1.legend(fontsize=7)
+    batch = "largest batch that fits" if serving.batch is None else f"batch {serving.batch}"
+    gpus = "auto GPUs" if serving.gpus is None else f"{serving.gpus} GPU{'s' if serving.gpus != 1 else ''}"
+    fig.suptitle(f"Fig. 6 under the roofline: {serving.gpu} {serving.dtype}, {batch}, {gpus}")
+    fig.tight_layout()
+    return Panel("fig6_roofline", "Cost-optimal tokens per parameter and cost ratio vs requests, serving priced by "
+                 "the roofline", fig, rows,
+                 note=f"Serving: {serving.gpu} ({serving.dtype} weights, {serving.kv_bytes:g}-byte KV cache), {batch}, "
+                 f"{gpus}, ${serving.price:g}/GPU-hour; training as Fig. 6. Dashed: the paper's Eq. 6 optimum "
+                 "(1% generation MFU) for the same quality. Model: docs/roofline.md.")
 
 
 def fig_extrapolation(checks: list[dict]) -> Panel:

@@ -29,11 +29,13 @@ def _csv(rows: list[dict]) -> str:
 
 
 def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0,
-                 title: str = "Scaling report", fit: dict | None = None, all_ratios: bool = False) -> dict:
+                 title: str = "Scaling report", fit: dict | None = None, all_ratios: bool = False,
+                 roofline=None) -> dict:
     """Fit, figures, extrapolation checks, optimizer answer; writes everything under ``out`` and
     returns a summary. ``fit``: a ``beyond fit -o`` result to report instead of fitting ``runs``
     again (its bootstrap sets, if any, give the answer's intervals). ``all_ratios``: Fig. 4 shows
-    every tokens/param ratio instead of the paper's range (up to 500)."""
+    every tokens/param ratio instead of the paper's range (up to 500). ``roofline``: serving
+    settings (``scaling.roofline.RooflineSettings``) for a Fig. 6-like panel under the roofline cost."""
     from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
     from scaling.coefficients import coefficients_from_mapping
     from scaling.fit import fit_law
@@ -83,6 +85,7 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
                 panels.append(make())
         except (InputError, ValueError, FloatingPointError) as exc:  # a degenerate fit: say so, do not crash
             skipped[name] = str(exc)
+    _add_roofline_panel(panels, skipped, roofline, coeffs, n_max, (lo_d / 285, hi_d / 285))
     for p in panels:
         save_figure_atomic(p.figure, out / f"{p.name}.png")
         write_atomic(out / f"{p.name}.csv", _csv(p.rows))
@@ -236,3 +239,17 @@ def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolatio
 
 def _g4(value) -> str:
     return "" if value is None else f"{value:.4g}"
+
+
+# --- issue 17: Fig. 6 under the roofline serving cost (`beyond report --inference-model roofline`) ---
+
+def _add_roofline_panel(panels: list, skipped: dict, roofline, coeffs, n_max: float, requests_range) -> None:
+    """Append ``figures.fig6_roofline`` (same qualities and requests as Fig. 6) when serving settings
+    are given; a degenerate fit or a batch that does not fit is reported as skipped."""
+    if roofline is None:
+        return
+    try:
+        with np.errstate(all="ignore"):
+            panels.append(figures.fig6_roofline(coeffs, [n_max, 10 * n_max, 100 * n_max], requests_range, roofline))
+    except (InputError, ValueError, FloatingPointError) as exc:
+        skipped["fig6_roofline"] = str(exc)

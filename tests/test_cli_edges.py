@@ -66,6 +66,19 @@ BAD = [  # (args, the output path the command was given or None, words the one l
     (["law", "--params", "7B", "--tokens", "-1"], None, "--tokens must be > 0"),
     (["tables", "--runs", "{tmp}/missing.csv"], None, "no such file"),
     (["export", "{tmp}/no-run", "--out", "{tmp}/out"], "out", "run folder not found"),
+    # issue 17: --inference-model roofline, --unique-tokens, --gauntlet-target
+    (["optimize", "cost", "--like-params", "70B", "--requests", "1e9", "--inference-model", "roofline",
+      "--serving-batch", "4096", "--serving-gpus", "1"], None, "does not fit"),
+    (["optimize", "cost", "--like-params", "7B", "--requests", "1e9", "--inference-gpu", "h200"], None, "unknown GPU"),
+    (["optimize", "cost", "--like-params", "7B", "--requests", "1e9", "--inference-model", "roofline",
+      "--inference-gpu", "v100"], None, "invalid choice"),
+    (["law", "--params", "7B", "--chinchilla", "--unique-tokens", "0"], None, "must be > 0"),
+    (["optimize", "compute", "--gauntlet-target", "0.3", "--inference-tokens", "1T", "--gauntlet-runs",
+      "{tmp}/bad.csv"], None, "column"),
+    (["plan", "--like-params", "7B", "--inference-tokens", "1T", "--unique-tokens", "0", "--data", "s3://b/m",
+      "--out", "{tmp}/out"], "out", "must be > 0"),
+    (["plan", "--like-params", "70B", "--requests", "1e9", "--inference-model", "roofline", "--serving-batch", "4096",
+      "--serving-gpus", "1", "--data", "s3://b/m", "--out", "{tmp}/out"], "out", "does not fit"),
 ]
 
 
