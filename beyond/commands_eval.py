@@ -130,6 +130,10 @@ def register_report(sub) -> None:
     add_inference_args(p, p.add_argument_group("inference cost (--inference-model roofline adds Fig. 6 under the "
                                                "roofline; Fig. 6 itself keeps the paper's Table 3 settings)"),
                        generation=False)
+    from beyond.commands_scaling import budget_list
+
+    p.add_argument("--isoflop-budgets", type=budget_list, metavar="C1,C2,...",
+                   help="FLOP budgets for the IsoFLOP (Approach 2) section (default: the Chinchilla paper's nine)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_report)
 
@@ -151,7 +155,7 @@ def _report(args) -> int:
         if not isinstance(fit, dict):
             raise InputError(f"fit file {args.fit}: expected a JSON object (a `beyond fit -o` result)")
     summary = build_report(runs, args.out, bootstrap=args.bootstrap, seed=args.seed, title=args.title, fit=fit,
-                           all_ratios=args.all_ratios, roofline=roofline)
+                           all_ratios=args.all_ratios, roofline=roofline, isoflop_budgets=args.isoflop_budgets)
     if args.json:
         sys.stdout.write(dumps(summary) + "\n")
     else:

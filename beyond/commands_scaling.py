@@ -45,7 +45,7 @@ def _register_fit(sub) -> None:
                    help="parametric: the Eq. 4 fit (Chinchilla's Approach 3, the paper's); isoflop: Chinchilla's "
                    "Approach 2 (a parabola in log N per FLOP budget, a power law N_opt = k C^a through the minima, "
                    "bootstrap intervals on a and b); both: the two side by side (default parametric)")
-    p.add_argument("--budgets", type=_budget_list, metavar="C1,C2,...",
+    p.add_argument("--budgets", type=budget_list, metavar="C1,C2,...",
                    help="with --approach isoflop/both: the FLOP budgets the runs were planned at (each run goes to the "
                    "nearest in log FLOPs, C = 6ND); default: the Chinchilla paper's nine, 6e18 ... 3e21")
     p.add_argument("--output", "-o", metavar="FIT.json", help="write the fit as JSON (atomically)")
@@ -53,7 +53,7 @@ def _register_fit(sub) -> None:
     p.set_defaults(handler=_cmd_fit)
 
 
-def _budget_list(text: str) -> list[float]:
+def budget_list(text: str) -> list[float]:
     """argparse type for --budgets / --isoflop: comma-separated FLOPs (suffixes as elsewhere)."""
     from beyond.cli import quantity
 

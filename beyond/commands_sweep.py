@@ -61,9 +61,9 @@ def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--out", type=Path, help="sweep folder (default: the spec's out)")
     if data:
         p.add_argument("--data", help="data for every run (overrides the spec's data:)")
-        from beyond.commands_scaling import _budget_list
+        from beyond.commands_scaling import budget_list
 
-        p.add_argument("--isoflop", type=_budget_list, metavar="C1,C2,...",
+        p.add_argument("--isoflop", type=budget_list, metavar="C1,C2,...",
                        help="an IsoFLOP sweep instead (Chinchilla's Approach 2): every model of SPEC at every FLOP "
                        "budget, trained on C / (6 N) tokens; writes <out>/isoflop.yaml, the spec that status, "
                        "collect and a later launch read (`beyond fit runs.csv --approach both --budgets ...`)")

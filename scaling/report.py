@@ -30,12 +30,13 @@ def _csv(rows: list[dict]) -> str:
 
 def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0,
                  title: str = "Scaling report", fit: dict | None = None, all_ratios: bool = False,
-                 roofline=None) -> dict:
+                 roofline=None, isoflop_budgets=None) -> dict:
     """Fit, figures, extrapolation checks, optimizer answer; writes everything under ``out`` and
     returns a summary. ``fit``: a ``beyond fit -o`` result to report instead of fitting ``runs``
     again (its bootstrap sets, if any, give the answer's intervals). ``all_ratios``: Fig. 4 shows
     every tokens/param ratio instead of the paper's range (up to 500). ``roofline``: serving
-    settings (``scaling.roofline.RooflineSettings``) for a Fig. 6-like panel under the roofline cost."""
+    settings (``scaling.roofline.RooflineSettings``) for a Fig. 6-like panel under the roofline cost.
+    ``isoflop_budgets``: the FLOP budgets for the IsoFLOP (Approach 2) section (default Chinchilla's nine)."""
     from scaling.bootstrap import bootstrap_fits, bootstrap_intervals
     from scaling.coefficients import coefficients_from_mapping
     from scaling.fit import fit_law
@@ -60,6 +61,11 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
     from scaling.uncertainty import law_identification
 
     identification = law_identification(fit_dict)
+    from scaling.report_allocation import allocation, allocation_lines
+
+    allocation_section = allocation(runs, coeffs, isoflop_budgets, bootstrap, seed)
+    write_atomic(out / "allocation.json", json.dumps(allocation_section, indent=2) + "\n")
+    allocation_md = allocation_lines(allocation_section)
     n_max = float(runs.params.max())
     fits = figures.growing_subset_fits(runs)
     lo_d = float(chinchilla_for_params(coeffs, runs.params.min())) * 0.1
@@ -101,18 +107,20 @@ def build_report(runs: RunTable, out: Path, *, bootstrap: int = 0, seed: int = 0
     except InputError as exc:
         answer = {"unavailable": f"the fitted law is degenerate here ({exc})"}
         write_atomic(out / "optimizer_answer.json", json.dumps(answer, indent=2) + "\n")
-        write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation, identification))
+        write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation, identification, allocation_md))
         return {"fit": fit_dict, "table1": fits, "answer": answer, "figures": [f"{p.name}.png" for p in panels],
-                "extrapolation": extrapolation, "identification": identification}
+                "extrapolation": extrapolation, "identification": identification,
+                "allocation": allocation_section}
     opt, ref = cmp.optimal, cmp.chinchilla
     answer = {"loss": target, "inference_tokens": demand, "optimal_params": float(opt.params),
               "optimal_tokens": float(opt.tokens), "chinchilla_params": float(ref.params),
               "chinchilla_tokens": float(ref.tokens), "flops_ratio": float(cmp.flops_ratio)}
     answer.update(_determination(fit_dict.get("bootstrap") or [], target, demand, opt, ref))
     write_atomic(out / "optimizer_answer.json", json.dumps(answer, indent=2) + "\n")
-    write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation, identification))
+    write_atomic(out / "report.md", _markdown(title, runs, fit_dict, fits, answer, panels, skipped, extrapolation, identification, allocation_md))
     return {"fit": fit_dict, "table1": fits, "answer": answer, "figures": [f"{p.name}.png" for p in panels],
-            "extrapolation": extrapolation, "identification": identification}
+            "extrapolation": extrapolation, "identification": identification,
+                "allocation": allocation_section}
 
 
 def _check_rows(checks: list[dict]) -> list[dict]:
@@ -174,7 +182,8 @@ def _runs(n: int) -> str:
     return f"{n} run{'' if n == 1 else 's'}"
 
 
-def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolation=None, identification=None) -> str:
+def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolation=None, identification=None,
+              allocation_section_lines=None) -> str:
     lines = [f"# {title}", "", f"{runs.loss.size} runs from `{runs.source}`: "
              f"{len(np.unique(runs.params))} model sizes ({', '.join(human(n) for n in np.unique(runs.params))} params), "
              f"{len(np.unique(figures.ratio_groups(runs)))} tokens/param ratios.", "",
@@ -200,6 +209,7 @@ def _markdown(title, runs, fit, fits, answer, panels, skipped=None, extrapolatio
     lines += [f"| {f['subset']} | {f['n_runs']} | {f['alpha']:.4f} | {f['beta']:.4f} | {f['A']:.4g} | {f['B']:.4g} | "
               f"{f['E']:.4g} | {f['objective']:.4g} |" for f in fits]
     lines += _extrapolation_lines(extrapolation or [])
+    lines += allocation_section_lines or []
     a = answer
     if "unavailable" in a:
         lines += ["", "## Optimizer answer", "", f"Not available: {a['unavailable']}."]

@@ -102,6 +102,35 @@ def test_report_on_paper_runs(paper_runs_csv, tmp_path):
     held = list(csv.DictReader((tmp_path / "rep" / "extrapolation_checks.csv").open()))
     assert sorted({r["split"] for r in held}) == ["largest size", "long ratios"] and len(held) == 14
     assert (tmp_path / "rep" / "extrapolation_checks.png").read_bytes()[:4] == b"\x89PNG"
+    # Approach 2 next to the fit: the paper's token-ratio grid leaves 3 sizes at best per budget, too thin
+    allocation = json.loads((tmp_path / "rep" / "allocation.json").read_text())
+    assert allocation["isoflop"]["a_interval"] is None and "too thin" in allocation["interval_withheld"]
+    assert "## Compute-optimal allocation" in md and "**No interval**" in md
+
+
+def test_report_allocation_on_an_isoflop_sweep(tmp_path):
+    """Runs drawn on an IsoFLOP grid from the chinchilla law (0.5% noise): the report's Approach 2
+    recovers the law's a = beta / (alpha + beta) inside its interval, next to the Eq. 4 fit's."""
+    from scaling.coefficients import NAMED_SETS
+    from scaling.isoflop import isoflop_grid
+    from scaling.law import loss
+
+    c = NAMED_SETS["chinchilla"]
+    rng = np.random.default_rng(3)
+    grid = isoflop_grid([1e19, 1e20, 1e21, 1e22], 9)
+    rows = ["Parameters,Tokens,Smoothed Loss"] + [
+        f"{p.params!r},{p.tokens!r},{float(loss(c, p.params, p.tokens)) * (1 + 0.005 * rng.standard_normal())!r}"
+        for p in grid]
+    table = tmp_path / "iso.csv"
+    table.write_text("\n".join(rows) + "\n")
+    proc = run_cli("report", str(table), "--out", str(tmp_path / "rep"), "--bootstrap", "0",
+                   "--isoflop-budgets", "1e19,1e20,1e21,1e22")
+    assert proc.returncode == 0, proc.stderr
+    allocation = json.loads((tmp_path / "rep" / "allocation.json").read_text())
+    lo, hi = allocation["isoflop"]["a_interval"]
+    assert lo < c.beta / (c.alpha + c.beta) < hi and hi - lo < 0.1 and allocation["bootstrap_kept"] >= 100
+    assert allocation["budgets_used"] == [1e19, 1e20, 1e21, 1e22]
+    assert "IsoFLOP profiles, 4 budgets, 36 runs" in (tmp_path / "rep" / "report.md").read_text()
 
 
 DEMO_SPEC = """name: demo-test
