@@ -418,32 +418,9 @@ def _cmd_law(args) -> int:
         if not v > 0:
             raise InputError(f"--{k} must be > 0, got {v:g}")
     u = unique_tokens(args)
+    n, d = _law_model(c, given, args.chinchilla, u)
     if u is not None:
-        return _law_with_budget(args, c, given, u)
-    n, d = given.get("params"), given.get("tokens")
-    if args.chinchilla:
-        if len(given) != 1:
-            raise InputError("with --chinchilla give exactly one of --params, --tokens, --flops, --loss")
-        if n is not None:
-            d = law.chinchilla_for_params(c, n)
-        elif d is not None:
-            n = law.chinchilla_for_tokens(c, d)
-        elif "flops" in given:
-            n, d = law.chinchilla_for_compute(c, given["flops"])
-        else:
-            n, d = law.chinchilla_for_loss(c, given["loss"])
-    else:
-        if len(given) != 2:
-            raise InputError("give exactly two of --params, --tokens, --flops, --loss (or one with --chinchilla)")
-        if n is None and d is None:
-            raise InputError("with --flops and --loss the model is not determined; add --chinchilla or --params")
-        if n is not None and d is None:
-            d = given["flops"] / (law.TRAIN_FLOPS_PER_PARAM_TOKEN * n) if "flops" in given else law.tokens_for_loss(c, n, given["loss"])
-        elif d is not None and n is None:
-            n = given["flops"] / (law.TRAIN_FLOPS_PER_PARAM_TOKEN * d) if "flops" in given else law.params_for_loss(c, d, given["loss"])
-    n, d = float(n), float(d)
-    if not (n < float("inf") and d < float("inf")):
-        raise InputError("that loss is out of reach for the given size: the law never gets there")
+        return _print_law_with_budget(args, c, n, d, u)
     result = {"coefficients": c.as_dict(), "params": n, "tokens": d, "tokens_per_param": d / n,
               "flops": float(law.training_flops(n, d)), "loss": float(law.loss(c, n, d))}
     if args.json:
@@ -454,15 +431,16 @@ def _cmd_law(args) -> int:
     return 0
 
 
-def _law_with_budget(args, c, given: dict, u: float) -> int:
-    """``law --unique-tokens U``: the same calculator under the data-constrained law. With --chinchilla,
-    --loss gives the least-training-compute model that reaches it with U unique tokens; --params,
-    --tokens or --flops keep Eq. 4's compute-optimal (N, D) and report its loss under the budget."""
+def _law_model(c, given: dict, chinchilla: bool, u: float | None) -> tuple[float, float]:
+    """(N params, D tokens) from two of params/tokens/flops/loss, or one with ``chinchilla``. With a
+    unique-token budget ``u`` the loss is the data-constrained law's: --chinchilla --loss gives the
+    least-training-compute model that reaches it; --params, --tokens or --flops keep Eq. 4's
+    compute-optimal (N, D) (the caller reports its loss under the budget)."""
     from scaling import data_constrained as dc
     from scaling import law
 
     n, d = given.get("params"), given.get("tokens")
-    if args.chinchilla:
+    if chinchilla:
         if len(given) != 1:
             raise InputError("with --chinchilla give exactly one of --params, --tokens, --flops, --loss")
         if n is not None:
@@ -471,6 +449,8 @@ def _law_with_budget(args, c, given: dict, u: float) -> int:
             n = law.chinchilla_for_tokens(c, d)
         elif "flops" in given:
             n, d = law.chinchilla_for_compute(c, given["flops"])
+        elif u is None:
+            n, d = law.chinchilla_for_loss(c, given["loss"])
         else:
             choice = dc.compute_optimal_constrained(c, given["loss"], 0.0, u)
             n, d = choice.params, choice.tokens
@@ -479,15 +459,25 @@ def _law_with_budget(args, c, given: dict, u: float) -> int:
             raise InputError("give exactly two of --params, --tokens, --flops, --loss (or one with --chinchilla)")
         if n is None and d is None:
             raise InputError("with --flops and --loss the model is not determined; add --chinchilla or --params")
+        per_token = law.TRAIN_FLOPS_PER_PARAM_TOKEN
         if n is not None and d is None:
-            d = (given["flops"] / (law.TRAIN_FLOPS_PER_PARAM_TOKEN * n) if "flops" in given
-                 else dc.tokens_for_loss(c, n, given["loss"], u))
+            d = (given["flops"] / (per_token * n) if "flops" in given else law.tokens_for_loss(c, n, given["loss"])
+                 if u is None else dc.tokens_for_loss(c, n, given["loss"], u))
         elif d is not None and n is None:
-            n = (given["flops"] / (law.TRAIN_FLOPS_PER_PARAM_TOKEN * d) if "flops" in given
-                 else _params_for_loss_with_budget(c, d, given["loss"], u))
+            n = (given["flops"] / (per_token * d) if "flops" in given else law.params_for_loss(c, d, given["loss"])
+                 if u is None else _params_for_loss_with_budget(c, d, given["loss"], u))
     n, d = float(n), float(d)
     if not (n < float("inf") and d < float("inf")):
         raise InputError("that loss is out of reach for the given size: the law never gets there")
+    return n, d
+
+
+def _print_law_with_budget(args, c, n: float, d: float, u: float) -> int:
+    """``law --unique-tokens U``: the model's loss under the data-constrained law, its epochs and
+    effective tokens and params (Muennighoff et al. 2023)."""
+    from scaling import data_constrained as dc
+    from scaling import law
+
     rep = dc.MUENNIGHOFF2023
     result = {"coefficients": c.as_dict(), "params": n, "tokens": d, "tokens_per_param": d / n,
               "flops": float(law.training_flops(n, d)), "loss": float(dc.loss(c, n, d, u)),
