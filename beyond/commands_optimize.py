@@ -182,7 +182,7 @@ def _cmd_optimize_cost(args) -> int:
         settings = CostSettings(
             **train_kw, inference_gpu=args.inference_gpu, inference_dtype=args.inference_dtype,
             inference_price_per_hour=args.inference_price, prefill_mfu=args.prefill_mfu,
-            generation_mfu=CostSettings().generation_mfu if args.generation_mfu is None else args.generation_mfu,
+            generation_mfu=args.generation_mfu,
         )
     q = quality(args, coeffs)
     target = q.point

@@ -117,8 +117,7 @@ def _plan(args) -> int:
         else:
             settings = CostSettings(**train_kw, inference_gpu=args.inference_gpu, inference_dtype=args.inference_dtype,
                                     inference_price_per_hour=args.inference_price, prefill_mfu=args.prefill_mfu,
-                                    generation_mfu=CostSettings().generation_mfu if args.generation_mfu is None
-                                    else args.generation_mfu)
+                                    generation_mfu=args.generation_mfu)
 
             def make(budget):
                 return cost_problem(settings, demand, budget)
@@ -228,7 +227,7 @@ def _inference_options_given(args) -> bool:
     d = CostSettings()
     return (args.inference_gpu != d.inference_gpu or args.inference_dtype != d.inference_dtype
             or args.inference_price is not None or args.prefill_mfu != d.prefill_mfu
-            or args.generation_mfu is not None)
+            or args.generation_mfu != d.generation_mfu)
 
 
 def _plan_with_budget(planned, tokens: float):

@@ -85,7 +85,7 @@ def add_inference_args(p, group, *, generation: bool = True) -> None:
                        help="default: the GPU's list price")
     group.add_argument("--prefill-mfu", type=float, default=d.prefill_mfu, help=f"input-token MFU (default {d.prefill_mfu:g})")
     if generation:
-        group.add_argument("--generation-mfu", type=float, default=None,
+        group.add_argument("--generation-mfu", type=float, default=d.generation_mfu,
                            help=f"output-token MFU, paper model only (default {d.generation_mfu:g})")
     r = p.add_argument_group("serving (--inference-model roofline)")
     r.add_argument("--serving-batch", type=_serving_batch_type, metavar="B",
@@ -104,7 +104,9 @@ def add_inference_args(p, group, *, generation: bool = True) -> None:
 def check_inference_args(args) -> None:
     """One line for options that do not belong to the chosen inference model."""
     if getattr(args, "inference_model", "paper") == "roofline":
-        if getattr(args, "generation_mfu", None) is not None:
+        from scaling.optimal import CostSettings
+
+        if getattr(args, "generation_mfu", None) not in (None, CostSettings().generation_mfu):
             raise InputError("--generation-mfu is the paper model's; the roofline derives the generation MFU from "
                              "the serving batch and the GPU (use --serving-batch)")
         return
