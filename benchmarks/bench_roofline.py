@@ -24,6 +24,11 @@ from scaling.optimal import CostSettings
 from scaling.roofline import RooflineSettings, dollars_per_request, roofline_cost_optimal
 from scaling.roofline_constrained import roofline_cost_optimal_constrained
 
+try:
+    from benchmarks._data import best_time
+except ImportError:  # run as a script
+    from _data import best_time
+
 C = NAMED_SETS["chinchilla"]
 SERVING = RooflineSettings(gpu="h100", dtype="int8", batch=64, gpus=None)
 K_TR = CostSettings().dollars_per_train_flop
@@ -48,22 +53,13 @@ def scipy_point(target: float, requests: float) -> float:
     return float(res.fun)
 
 
-def best_time(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     rng = np.random.default_rng(0)
     n = 100_000
     loss = rng.uniform(1.85, 3.0, n)
     requests = 10 ** rng.uniform(6, 12, n)
     roofline_cost_optimal(C, loss[:10], SERVING, requests[:10])
-    t_vec = best_time(lambda: roofline_cost_optimal(C, loss, SERVING, requests))
+    t_vec = best_time(lambda: roofline_cost_optimal(C, loss, SERVING, requests), 3)
     ours = roofline_cost_optimal(C, loss, SERVING, requests)
     k = 100
     t0 = time.perf_counter()

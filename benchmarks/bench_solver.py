@@ -19,6 +19,11 @@ from scaling import law
 from scaling.coefficients import NAMED_SETS
 from scaling.optimal import compute_optimal
 
+try:
+    from benchmarks._data import best_time
+except ImportError:  # run as a script
+    from _data import best_time
+
 C = NAMED_SETS["chinchilla"]
 
 
@@ -34,15 +39,6 @@ def scipy_point(target: float, demand: float) -> float:
         return 6 * d + 6 * n * dd + 2 * demand
 
     return float(brentq(dfdn, n_floor * (1 + 1e-12), n_floor * 1e12, xtol=1e-300, rtol=4 * np.finfo(float).eps))
-
-
-def best_time(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -116,6 +116,19 @@ def _extensions(args, result: dict, problem: Problem, coeffs, q: Quality, target
             q.gauntlet["answer_interval"] = interval_
 
 
+def _finish(args, result: dict, problem: Problem, coeffs, q: Quality, target: float, opt, ref, eq4, key: str):
+    """What `optimize compute` and `optimize cost` add after their own numbers: the issue-17 blocks, the
+    Gauntlet target, and the answer's uncertainty over bootstrap sets (under a unique-token budget if
+    any). Returns the result and the answer function (for --sensitivity)."""
+    _extensions(args, result, problem, coeffs, q, target, opt, ref, eq4)
+    result = _with_gauntlet(result, q)
+    answer = problem_answer(problem, q)
+    recommended, reference = (opt.params, opt.tokens), (ref.params, ref.tokens)
+    add_uncertainty(args, result, answer, key, recommended, reference)
+    fix_uncertainty_for_budget(args, result, problem.u, recommended, reference)
+    return result, answer
+
+
 def _with_gauntlet(result: dict, q: Quality) -> dict:
     """``result`` with the Gauntlet block right after the loss (key order is the output's order)."""
     if q.gauntlet is None:
@@ -152,11 +165,7 @@ def _cmd_optimize_compute(args) -> int:
         "tokens_ratio": float(opt.tokens / ref.tokens),
     }
     eq4 = compute_problem(demand, None).optimum(coeffs, target) if u is not None else None
-    _extensions(args, result, problem, coeffs, q, target, opt, ref, eq4)
-    result = _with_gauntlet(result, q)
-    answer = problem_answer(problem, q)
-    add_uncertainty(args, result, answer, "flops", (opt.params, opt.tokens), (ref.params, ref.tokens))
-    fix_uncertainty_for_budget(args, result, u, (opt.params, opt.tokens), (ref.params, ref.tokens))
+    result, answer = _finish(args, result, problem, coeffs, q, target, opt, ref, eq4, "flops")
     if args.sensitivity:
         from scaling.uncertainty import demand_sensitivity
 
@@ -227,11 +236,7 @@ def _cmd_optimize_cost(args) -> int:
             train_cost = float(settings.dollars_per_train_flop * 6.0 * m.params * m.tokens)
             result[key].update(train_cost=train_cost, inference_cost=result[key]["cost"] - train_cost, serving=block)
     eq4 = make(budget=None).optimum(coeffs, target) if u is not None else None
-    _extensions(args, result, problem, coeffs, q, target, opt, ref, eq4)
-    result = _with_gauntlet(result, q)
-    answer = problem_answer(problem, q)
-    add_uncertainty(args, result, answer, "cost", (opt.params, opt.tokens), (ref.params, ref.tokens))
-    fix_uncertainty_for_budget(args, result, u, (opt.params, opt.tokens), (ref.params, ref.tokens))
+    result, answer = _finish(args, result, problem, coeffs, q, target, opt, ref, eq4, "cost")
     if args.sensitivity:
         if roofline:
             result["sensitivity"] = _roofline_sensitivity(lambda st, d, sv: answer(coeffs, make(st, d, sv)),

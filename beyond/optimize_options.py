@@ -24,28 +24,25 @@ def unique_tokens_type(text: str) -> float:
     return quantity(text)
 
 
-def _serving_batch_type(text: str):
-    if text.strip().lower() == "max":
-        return "max"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1 or 'max'")
-    return value
+def _count_or(word: str):
+    """argparse type: a whole number >= 1, or ``word`` itself (``max`` batch, ``auto`` GPUs)."""
+
+    def parse(text: str):
+        if text.strip().lower() == word:
+            return word
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1 or {word!r}")
+        return value
+
+    return parse
 
 
-def _serving_gpus_type(text: str):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1 or 'auto'")
-    return value
+_serving_batch_type = _count_or("max")
+_serving_gpus_type = _count_or("auto")
 
 
 def add_unique_tokens_arg(p) -> None:

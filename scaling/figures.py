@@ -248,6 +248,20 @@ def fig2_ratios(coeffs: LawCoefficients, params_range: tuple[float, float], dema
     return Panel("fig2_ratios", "Inference-aware / Chinchilla-style FLOPs, params and tokens", fig, rows)
 
 
+def _fig6_axes(ax1, ax2) -> None:
+    """Fig. 6's axes: lifetime requests (log) against cost-optimal tokens/param (log) and the cost ratio."""
+    from scaling.optimal import PAPER_INPUT_TOKENS, PAPER_OUTPUT_TOKENS
+
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel(f"lifetime requests ({PAPER_INPUT_TOKENS:g} in + {PAPER_OUTPUT_TOKENS:g} out tokens)")
+    ax1.set_yscale("log")
+    for ax in (ax1, ax2):
+        plain_log_ticks(ax)
+    ax1.set_ylabel("cost-optimal tokens per parameter")
+    ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")
+
+
 def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requests_range: tuple[float, float],
                       points: int = 40) -> Panel:
     from scaling.law import chinchilla_for_params, loss
@@ -279,14 +293,7 @@ def fig6_cost_optimal(coeffs: LawCoefficients, params_targets: list[float], requ
                   "tokens": float(t), "tokens_per_param": float(q), "cost_ratio": float(c)}
                  for r, p, t, q, c in zip(requests, np.broadcast_to(opt.params, requests.shape),
                                           np.broadcast_to(opt.tokens, requests.shape), tpp, ratio)]
-    for ax in (ax1, ax2):
-        ax.set_xscale("log")
-        ax.set_xlabel(f"lifetime requests ({PAPER_INPUT_TOKENS:g} in + {PAPER_OUTPUT_TOKENS:g} out tokens)")
-    ax1.set_yscale("log")
-    for ax in (ax1, ax2):
-        plain_log_ticks(ax)
-    ax1.set_ylabel("cost-optimal tokens per parameter")
-    ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")
+    _fig6_axes(ax1, ax2)
     ax1.legend(fontsize=7)
     fig.suptitle("Fig. 6: cost-optimal training (A100 settings of the paper's Table 3)")
     fig.tight_layout()
@@ -340,14 +347,7 @@ def fig6_roofline(coeffs: LawCoefficients, params_targets: list[float], requests
                      requests, opt.params, opt.tokens, tpp, cost, ratio, rc.dollars_per_request,
                      rc.tokens_per_second_per_gpu, rc.generation_mfu, rc.gpus,
                      np.broadcast_to(paper.params, requests.shape), np.broadcast_to(paper.tokens, requests.shape))]
-    for ax in (ax1, ax2):
-        ax.set_xscale("log")
-        ax.set_xlabel(f"lifetime requests ({PAPER_INPUT_TOKENS:g} in + {PAPER_OUTPUT_TOKENS:g} out tokens)")
-    ax1.set_yscale("log")
-    for ax in (ax1, ax2):
-        plain_log_ticks(ax)
-    ax1.set_ylabel("cost-optimal tokens per parameter")
-    ax2.set_ylabel("cost ratio (optimal / Chinchilla-style)")
+    _fig6_axes(ax1, ax2)
     ax1.plot([], [], ls="--", lw=0.8, color="grey", label="paper's Eq. 6 (1% generation MFU)")
     ax1.legend(fontsize=7)
     batch = "largest batch that fits" if serving.batch is None else f"batch {serving.batch}"
